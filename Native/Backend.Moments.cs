@@ -1,0 +1,14 @@
+namespace DeepScaleLM.Native;
+
+public abstract partial class Backend
+{
+    /// <summary>Measures <see cref="MomentStatistics"/> of <paramref name="activations"/> [batch, tokens, channels], accumulating in float64.</summary>
+    /// <exception cref="ArgumentException">The tensor is not rank 3 or is empty.</exception>
+    public MomentStatistics Moments(Tensor activations)
+    {
+        return MomentsCore(activations);
+    }
+
+    /// <summary>Kernel of <see cref="Moments"/>; operands already validated.</summary>
+    protected abstract MomentStatistics MomentsCore(Tensor activations);
+}

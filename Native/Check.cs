@@ -1,0 +1,90 @@
+using DeepScaleLM.Native.Cpu;
+
+namespace DeepScaleLM.Native;
+
+/// <summary>
+/// Argument validation shared by every backend: each public op of <see cref="Backend"/> checks its operands
+/// here before the backend's kernel runs, so every failure is an <see cref="ArgumentException"/> that names the
+/// operand and the shapes involved. Nothing here allocates unless it throws.
+/// </summary>
+internal static class Check
+{
+    /// <summary>The tensor is usable by <paramref name="backend"/>: same device, expected dtype, not released.</summary>
+    public static void Operand(Backend backend, Tensor tensor, string name, DType dtype = DType.Float32)
+    {
+        if (tensor is null)
+            throw new ArgumentNullException(name, $"operand '{name}' is null");
+        if (tensor.Storage.IsDisposed)
+            throw new ArgumentException($"operand '{name}' {tensor.Shape} views released memory", name);
+        if (tensor.Device != backend.Device)
+            throw new ArgumentException($"operand '{name}' {tensor.Shape} lives on {tensor.Device}, but this backend runs on {backend.Device}", name);
+        if (tensor.DType != dtype)
+            throw new ArgumentException($"operand '{name}' {tensor.Shape} holds {tensor.DType}, but {dtype} is required", name);
+    }
+
+    /// <summary>Like <see cref="Operand"/> when the tensor is optional; null passes.</summary>
+    public static void Optional(Backend backend, Tensor? tensor, string name, DType dtype = DType.Float32)
+    {
+        if (tensor is not null) Operand(backend, tensor, name, dtype);
+    }
+
+    /// <summary>The tensor has exactly the shape <paramref name="expected"/>.</summary>
+    /// <param name="tensor">The operand.</param>
+    /// <param name="name">Its parameter name.</param>
+    /// <param name="context">The other operands' shapes, for the message (e.g. "a [2, 3], b [3, 4]").</param>
+    /// <param name="expected">The required dimensions.</param>
+    public static void Shape(Tensor tensor, string name, string context, params ReadOnlySpan<int> expected)
+    {
+        if (!tensor.Shape.Dimensions.SequenceEqual(expected))
+            throw new ArgumentException(
+                $"operand '{name}' has shape {tensor.Shape} but {TensorShape.Format(expected)} is required ({context})", name);
+    }
+
+    /// <summary>The tensor has the same shape as <paramref name="reference"/>.</summary>
+    public static void SameShape(Tensor tensor, string name, Tensor reference, string referenceName)
+    {
+        if (tensor.Shape != reference.Shape)
+            throw new ArgumentException(
+                $"operand '{name}' has shape {tensor.Shape} but must match '{referenceName}' {reference.Shape}", name);
+    }
+
+    /// <summary>The tensor's rank lies in [<paramref name="min"/>, <paramref name="max"/>].</summary>
+    public static void Rank(Tensor tensor, string name, int min, int max)
+    {
+        if (tensor.Rank < min || tensor.Rank > max)
+            throw new ArgumentException(
+                $"operand '{name}' has shape {tensor.Shape} (rank {tensor.Rank}) but rank {(min == max ? $"{min}" : $"{min} to {max}")} is required", name);
+    }
+
+    /// <summary>The value is a finite number.</summary>
+    public static void Finite(float value, string name)
+    {
+        if (!float.IsFinite(value))
+            throw new ArgumentException($"'{name}' must be finite but is {value}", name);
+    }
+
+    /// <summary>The value lies in [<paramref name="min"/>, <paramref name="max"/>] (so NaN fails).</summary>
+    public static void InRange(float value, string name, float min, float max)
+    {
+        if (!(value >= min && value <= max))
+            throw new ArgumentException($"'{name}' must lie in [{min}, {max}] but is {value}", name);
+    }
+
+    /// <summary>The count is positive.</summary>
+    public static void Positive(int value, string name)
+    {
+        if (value <= 0)
+            throw new ArgumentException($"'{name}' must be positive but is {value}", name);
+    }
+
+    /// <summary>The two tensors share no element (an output may not overwrite an input it still reads).</summary>
+    public static void Disjoint(Tensor a, string aName, Tensor b, string bName)
+    {
+        if (!ReferenceEquals(a.Storage, b.Storage)) return;
+        int size = a.DType.SizeInBytes();
+        long aStart = a.Offset * size, aEnd = aStart + a.ElementCount * size;
+        long bStart = b.Offset * b.DType.SizeInBytes(), bEnd = bStart + b.ElementCount * b.DType.SizeInBytes();
+        if (aStart < bEnd && bStart < aEnd && a.ElementCount > 0 && b.ElementCount > 0)
+            throw new ArgumentException($"operand '{aName}' {a.Shape} overlaps '{bName}' {b.Shape} in memory", aName);
+    }
+}
