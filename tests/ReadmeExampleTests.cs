@@ -1,0 +1,52 @@
+using DeepScaleLM.Native;
+using DeepScaleLM.Native.Cpu;
+
+namespace DeepScaleLM.Tests;
+
+/// <summary>The README's C# example is this file's <see cref="Example"/>, verbatim, and it runs.</summary>
+public sealed class ReadmeExampleTests
+{
+    private static MomentStatistics Example()
+    {
+        // README-BEGIN
+        using var backend = new CpuBackend();                 // the C# backend on every core
+        using var x = backend.Allocate(8, 64);                // activations [rows, in]
+        using var weight = backend.Allocate(256, 64);         // Linear weight [out, in], PyTorch layout
+        using var y = backend.Allocate(8, 256);
+        var random = new Random(0);
+        backend.Upload<float>(x, Enumerable.Range(0, 8 * 64).Select(_ => (float)random.NextDouble() - 0.5f).ToArray());
+        backend.Upload<float>(weight, Enumerable.Range(0, 256 * 64).Select(_ => 0.2f * ((float)random.NextDouble() - 0.5f)).ToArray());
+
+        backend.MatMul(y, x, weight, transposeB: true);       // y = x * weight^T
+        backend.Activation(y, y, ActivationFunction.GeluErf); // in place
+        var moments = backend.Moments(y.View(1, 8, 256));     // [batch, tokens, channels]
+        Console.WriteLine($"mean {moments.Mean:F4}, variance {moments.Variance:F4}, token correlation {moments.Correlation:F4}");
+        // README-END
+        return moments;
+    }
+
+    [Fact]
+    public void ReadmeShowsTheExampleVerbatim()
+    {
+        string source = File.ReadAllText(Path.Combine(RepositoryRoot(), "tests", "ReadmeExampleTests.cs"));
+        string readme = File.ReadAllText(Path.Combine(RepositoryRoot(), "README.md"));
+        var lines = source.Split('\n').SkipWhile(l => !l.Contains("README-BEGIN")).Skip(1).TakeWhile(l => !l.Contains("README-END"))
+            .Select(l => l.Length >= 8 ? l[8..].TrimEnd() : l.Trim());
+        Assert.Contains(string.Join('\n', lines), readme.Replace("\r\n", "\n"));
+    }
+
+    [Fact]
+    public void ExampleRuns()
+    {
+        var moments = Example();
+        Assert.True(moments.Variance > 0 && double.IsFinite(moments.Mean));
+    }
+
+    internal static string RepositoryRoot()
+    {
+        var directory = new DirectoryInfo(AppContext.BaseDirectory);
+        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "DeepScaleLM.Native.sln")))
+            directory = directory.Parent;
+        return directory?.FullName ?? throw new InvalidOperationException("the tests run outside the repository");
+    }
+}
