@@ -7,7 +7,8 @@ public abstract partial class Backend
     /// <c>normOutput = (s - mean(s)) * rstd(s) * weight + bias</c> over the last dimension. Pre-LN blocks keep
     /// <c>s</c> as the residual stream and feed <c>normOutput</c> to the next sublayer; Post-LN blocks keep
     /// <c>normOutput</c>. With <paramref name="branch"/> null it is a plain layer norm of <paramref name="x"/>
-    /// (lambda and beta unused, <paramref name="residualOutput"/> must be null).
+    /// (lambda and beta unused, <paramref name="residualOutput"/> must be null). The variance is the biased one
+    /// (divided by channels), computed in two passes; outputs may not overlap any operand. Rows run in parallel.
     /// </summary>
     /// <param name="residualOutput">s, shaped like x; required when branch is given (backward reads it).</param>
     /// <param name="normOutput">Shaped like x.</param>
@@ -39,8 +40,7 @@ public abstract partial class Backend
         CheckRowStatistics(mean, nameof(mean), rstd, nameof(rstd), x, nameof(x), rows);
         CheckChannelVector(weight, nameof(weight), x, nameof(x));
         CheckChannelVector(bias, nameof(bias), x, nameof(x));
-        Check.Finite(lambda, nameof(lambda));
-        Check.Finite(beta, nameof(beta));
+        CheckBranchWeights(branch is not null, lambda, beta);
         if (!(epsilon > 0f && float.IsFinite(epsilon)))
             throw new ArgumentException($"'{nameof(epsilon)}' must be finite and positive but is {epsilon}", nameof(epsilon));
         ReadOnlySpan<(Tensor?, string)> reads = [(x, nameof(x)), (branch, nameof(branch)), (weight, nameof(weight)), (bias, nameof(bias))];
@@ -54,7 +54,8 @@ public abstract partial class Backend
     /// <summary>
     /// Backward of <see cref="ResidualLayerNorm"/>. With <c>ds = gradResidualOutput + dLayerNorm/ds</c> it
     /// accumulates <c>gradX += lambda * ds</c>, <c>gradBranch += beta * ds</c> (without a branch:
-    /// <c>gradX += ds</c>), <c>gradWeight += sum(gradNormOutput * xhat)</c>, <c>gradBias += sum(gradNormOutput)</c>.
+    /// <c>gradX += ds</c>), <c>gradWeight += sum(gradNormOutput * xhat)</c>, <c>gradBias += sum(gradNormOutput)</c>
+    /// (summed over rows in a fixed order: bit-identical across runs and thread counts).
     /// </summary>
     /// <param name="gradX">Shaped like x, or null.</param>
     /// <param name="gradBranch">Shaped like x, or null.</param>
@@ -91,8 +92,7 @@ public abstract partial class Backend
         CheckSameShapeOptional(gradBranch, nameof(gradBranch), normInput, nameof(normInput));
         CheckChannelVector(gradWeight, nameof(gradWeight), normInput, nameof(normInput));
         CheckChannelVector(gradBias, nameof(gradBias), normInput, nameof(normInput));
-        Check.Finite(lambda, nameof(lambda));
-        Check.Finite(beta, nameof(beta));
+        CheckBranchWeights(hasBranch, lambda, beta);
         ReadOnlySpan<(Tensor?, string)> reads = [(gradNormOutput, nameof(gradNormOutput)), (gradResidualOutput, nameof(gradResidualOutput)),
             (normInput, nameof(normInput)), (mean, nameof(mean)), (rstd, nameof(rstd)), (weight, nameof(weight))];
         CheckDisjoint(gradX, nameof(gradX), reads, []);
@@ -140,6 +140,14 @@ public abstract partial class Backend
     protected abstract void ResidualCore(Tensor output, Tensor x, Tensor branch, float lambda, float beta);
     /// <summary>Kernel of <see cref="ResidualBackward"/>; operands already validated.</summary>
     protected abstract void ResidualBackwardCore(Tensor? gradX, Tensor? gradBranch, Tensor gradOutput, float lambda, float beta);
+
+    /// <summary>lambda and beta are finite where a branch uses them (without one they are ignored).</summary>
+    private static void CheckBranchWeights(bool hasBranch, float lambda, float beta)
+    {
+        if (!hasBranch) return;
+        Check.Finite(lambda, nameof(lambda));
+        Check.Finite(beta, nameof(beta));
+    }
 
     /// <summary>Validates the normalised tensor [..., channels] (channels &gt; 0) and returns its row count.</summary>
     private int CheckRows(Tensor tensor, string name)
