@@ -107,12 +107,13 @@ public sealed partial class CpuBackend
         /// <summary>The first query row that can see key <paramref name="key"/> (P is 0 above the diagonal under the mask).</summary>
         public int FirstQuerySeeing(int key) => Causal ? key : 0;
 
-        /// <summary>Row <paramref name="row"/> of head (b, h) = <paramref name="index"/> in a [batch, tokens, channels] tensor.</summary>
-        public float* Row(float* tensor, int index, int tokens, int row) =>
-            tensor + ((long)(index / Heads) * tokens + row) * Channels + (index % Heads) * HeadDim;
+        /// <summary>First element of head (b, h) = <paramref name="index"/> in a [batch, tokens, channels] tensor: a
+        /// [tokens, headDim] matrix with row stride channels.</summary>
+        public float* HeadOf(float* tensor, int index, int tokens) =>
+            tensor + (long)(index / Heads) * tokens * Channels + (index % Heads) * HeadDim;
 
-        /// <summary>Row <paramref name="row"/> of head (b, h) = <paramref name="index"/> in the [batch, heads, Tq, Tk] probabilities.</summary>
-        public float* ProbabilityRow(int index, int row) => Probabilities + ((long)index * QueryTokens + row) * KeyTokens;
+        /// <summary>The [Tq, Tk] probabilities of head (b, h) = <paramref name="index"/>.</summary>
+        public float* ProbabilitiesOf(int index) => Probabilities + (long)index * QueryTokens * KeyTokens;
 
         /// <summary>The mix weights of head <paramref name="index"/> % heads: (alpha, beta), or (0, 1) for M = P.</summary>
         public (float Alpha, float Beta) Mix(int index) => MixAlpha is null ? (0f, 1f) : (MixAlpha[index % Heads], MixBeta[index % Heads]);
@@ -128,8 +129,8 @@ public sealed partial class CpuBackend
         {
             var g = Head;
             int tq = g.QueryTokens, tk = g.KeyTokens, c = g.Channels, d = g.HeadDim;
-            float* q = g.Row(g.Query, index, tq, 0), k = g.Row(g.Key, index, tk, 0), v = g.Row(g.Value, index, tk, 0);
-            float* o = g.Row(Output, index, tq, 0), p = g.ProbabilityRow(index, 0);
+            float* q = g.HeadOf(g.Query, index, tq), k = g.HeadOf(g.Key, index, tk), v = g.HeadOf(g.Value, index, tk);
+            float* o = g.HeadOf(Output, index, tq), p = g.ProbabilitiesOf(index);
             var (alpha, beta) = g.Mix(index);
             for (int i0 = 0; i0 < tq; i0 += g.Block(tq))
             {
@@ -179,8 +180,8 @@ public sealed partial class CpuBackend
         {
             var g = Head;
             int tq = g.QueryTokens, tk = g.KeyTokens, c = g.Channels, d = g.HeadDim;
-            float* q = g.Row(g.Query, index, tq, 0), k = g.Row(g.Key, index, tk, 0), v = g.Row(g.Value, index, tk, 0);
-            float* p = g.ProbabilityRow(index, 0), dOut = g.Row(GradOutput, index, tq, 0);
+            float* q = g.HeadOf(g.Query, index, tq), k = g.HeadOf(g.Key, index, tk), v = g.HeadOf(g.Value, index, tk);
+            float* p = g.ProbabilitiesOf(index), dOut = g.HeadOf(GradOutput, index, tq);
             var (alpha, beta) = g.Mix(index);
 
             // G = rescale * dOut, row-scaled: the gradient at M V.
@@ -197,7 +198,7 @@ public sealed partial class CpuBackend
             // dV += M^T G = beta P^T G + alpha G. Under the mask P^T is upper triangular: key rows [j0, j1) see queries from j0 on.
             if (GradValue is not null)
             {
-                float* dv = g.Row(GradValue, index, tk, 0);
+                float* dv = g.HeadOf(GradValue, index, tk);
                 for (int j0 = 0; j0 < tk; j0 += g.Block(tk))
                 {
                     int j1 = Math.Min(j0 + g.Block(tk), tk), first = g.FirstQuerySeeing(j0);
@@ -210,7 +211,7 @@ public sealed partial class CpuBackend
             // dM = G V^T; dAlpha = trace(dM), dBeta = sum(dM * P); then in place dS = scale * beta * P * (dM - rowsum(dM * P)),
             // the softmax backward with dP = beta dM and the score scale folded in for the dQ/dK GEMMs.
             float* ds = scratch;
-            float* dq = GradQuery is null ? null : g.Row(GradQuery, index, tq, 0);
+            float* dq = GradQuery is null ? null : g.HeadOf(GradQuery, index, tq);
             float trace = 0f, weighted = 0f;
             for (int i0 = 0; i0 < tq; i0 += g.Block(tq))
             {
@@ -233,7 +234,7 @@ public sealed partial class CpuBackend
 
             // dK += dS^T Q, key rows [j0, j1) reading query rows from the first that sees j0.
             if (GradKey is null) return;
-            float* dk = g.Row(GradKey, index, tk, 0);
+            float* dk = g.HeadOf(GradKey, index, tk);
             for (int j0 = 0; j0 < tk; j0 += g.Block(tk))
             {
                 int j1 = Math.Min(j0 + g.Block(tk), tk), first = g.FirstQuerySeeing(j0);
