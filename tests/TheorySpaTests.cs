@@ -7,7 +7,7 @@ namespace DeepScaleLM.Tests;
 public sealed class TheoryESpaTests
 {
     // T = 6 tokens, L = 4 layers, gamma_L = 0.005 (spa-theory.md 2.4).
-    private static readonly IReadOnlyList<ESpaLayer> Causal = ExponentialSignalPropagation.Build(6, 4, 0.005);
+    private static readonly ESpaLayer[] Causal = ExponentialSignalPropagation.Build(6, 4, 0.005).ToArray();
 
     [Fact]
     public void GammaAndAlphaSchedulesMatch()
@@ -59,6 +59,38 @@ public sealed class TheoryESpaTests
         }
     }
 
+    [Theory]
+    [InlineData(6, 0.189777)]
+    [InlineData(64, 0.005)]
+    [InlineData(64, 2.0)]
+    public void ClosedFormFactorIsTheCholeskyFactor(int tokens, double gamma)
+    {
+        // L lower triangular with L L^T = Sigma (spa-theory.md 2.2 derived) is the Cholesky factor.
+        var factor = ExponentialSignalPropagation.CholeskyFactor(tokens, gamma);
+        var kernel = ExponentialSignalPropagation.Kernel(tokens, gamma);
+        for (int i = 0; i < tokens; i++)
+            for (int j = 0; j < tokens; j++)
+            {
+                double product = 0;
+                for (int k = 0; k < tokens; k++) product += factor[i, k] * factor[j, k];
+                Assert.InRange(Math.Abs(product - kernel[i, j]), 0, 1e-12);
+                if (j > i) Assert.Equal(0.0, factor[i, j]);
+            }
+    }
+
+    [Fact]
+    public void LongSequenceUnderflowBecomesAMaskedEntry()
+    {
+        // With 48 layers gamma_1 ~ 1.2, so exp(-gamma_1 i) underflows float64 beyond i ~ 620: those entries are 0 and
+        // their bias -infinity, which is what softmax needs; the row still sums to D.
+        var first = ExponentialSignalPropagation.Build(700, 48).First();
+        Assert.Equal(0.0, first.Attention[699, 0]);
+        Assert.True(double.IsNegativeInfinity(first.Bias[699, 0]));
+        double sum = 0;
+        for (int j = 0; j < 700; j++) sum += first.Attention[699, j];
+        Assert.Equal(first.Rescale[699], sum, 12);
+    }
+
     [Fact]
     public void BiasIsNegativeInfinityExactlyAboveTheDiagonal()
     {
@@ -91,7 +123,7 @@ public sealed class TheoryESpaTests
     [Fact]
     public void BidirectionalSymmetricRootAlsoMapsTheKernels()
     {
-        var layers = ExponentialSignalPropagation.Build(6, 4, 0.005, causal: false);
+        var layers = ExponentialSignalPropagation.Build(6, 4, 0.005, causal: false).ToArray();
         var previous = ExponentialSignalPropagation.Kernel(6, double.PositiveInfinity);
         foreach (var layer in layers)
         {
@@ -99,6 +131,22 @@ public sealed class TheoryESpaTests
             Assert.Equal(Causal[layer.Layer - 1].Gamma, layer.Gamma);
             previous = layer.Kernel;
         }
+    }
+
+    [Fact]
+    public void BidirectionalLongerSequenceKeepsRoundingNoiseOutOfTheBias()
+    {
+        // Far from the diagonal the symmetric root's true entries fall below float64 resolution; the computed ones must
+        // not make the construction fail, and the layer must still map the kernels and equal D softmax(B).
+        // T = 128 with 8 layers: layer 1's A[0, 85] came out -7.5e-17 before the noise was zeroed.
+        var layer = ExponentialSignalPropagation.Build(128, 8, 0.005, causal: false).First();
+        AssertKernelMap(layer.Attention, ExponentialSignalPropagation.Kernel(128, double.PositiveInfinity), layer.Kernel, 1e-12);
+        for (int i = 0; i < 128; i++)
+            for (int j = 0; j < 128; j++)
+            {
+                Assert.True(layer.Attention[i, j] >= 0);
+                Assert.InRange(Math.Abs(layer.Rescale[i] * Math.Exp(layer.Bias[i, j]) - layer.Attention[i, j]), 0, 1e-12);
+            }
     }
 
     [Fact]
@@ -113,12 +161,15 @@ public sealed class TheoryESpaTests
     private static void AssertKernelMap(double[,] a, double[,] from, double[,] to, double tolerance)
     {
         int n = a.GetLength(0);
+        var aFrom = new double[n, n];
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < n; k++)
+                for (int m = 0; m < n; m++) aFrom[i, m] += a[i, k] * from[k, m];
         for (int i = 0; i < n; i++)
             for (int j = 0; j < n; j++)
             {
                 double mapped = 0;
-                for (int k = 0; k < n; k++)
-                    for (int m = 0; m < n; m++) mapped += a[i, k] * from[k, m] * a[j, m];
+                for (int m = 0; m < n; m++) mapped += aFrom[i, m] * a[j, m];
                 Assert.InRange(Math.Abs(mapped - to[i, j]), 0, tolerance);
             }
     }

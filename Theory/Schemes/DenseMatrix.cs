@@ -1,8 +1,9 @@
 namespace DeepScaleLM.Theory.Schemes;
 
 /// <summary>
-/// The few float64 dense-matrix operations the E-SPA construction needs (spa-theory.md 2.1-2.2: "compute
-/// Sigma/Cholesky/inverse in float64"), on plain square double[,] arrays.
+/// The float64 dense-matrix operations the bidirectional E-SPA construction needs (spa-theory.md 2.1: the symmetric
+/// square root of Sigma_l), on plain square double[,] arrays. The causal path needs none: its Cholesky factors and their
+/// inverses have closed forms.
 /// </summary>
 internal static class DenseMatrix
 {
@@ -20,68 +21,30 @@ internal static class DenseMatrix
         return product;
     }
 
-    /// <summary>The lower-triangular L with L L^T = a, for a symmetric positive definite a.</summary>
-    public static double[,] Cholesky(double[,] a)
-    {
-        int n = a.GetLength(0);
-        var factor = new double[n, n];
-        for (int j = 0; j < n; j++)
-        {
-            double diagonal = a[j, j];
-            for (int k = 0; k < j; k++) diagonal -= factor[j, k] * factor[j, k];
-            if (!(diagonal > 0))
-                throw new ArgumentException($"Matrix is not positive definite (pivot {j} is {diagonal:R}).", nameof(a));
-            factor[j, j] = Math.Sqrt(diagonal);
-            for (int i = j + 1; i < n; i++)
-            {
-                double sum = a[i, j];
-                for (int k = 0; k < j; k++) sum -= factor[i, k] * factor[j, k];
-                factor[i, j] = sum / factor[j, j];
-            }
-        }
-        return factor;
-    }
-
     /// <summary>
-    /// X = b L^-1 for a lower-triangular L, by substitution (no explicit inverse). When b is lower triangular too, X is
-    /// lower triangular with exact zeros above the diagonal.
-    /// </summary>
-    public static double[,] DivideByLowerRight(double[,] b, double[,] lower)
-    {
-        int n = lower.GetLength(0);
-        var x = new double[n, n];
-        for (int i = 0; i < n; i++)
-            // X[i,:] L = b[i,:]: solve for the columns from the last one down, since L[k, j] = 0 for k < j.
-            for (int j = n - 1; j >= 0; j--)
-            {
-                double sum = b[i, j];
-                for (int k = j + 1; k < n; k++) sum -= x[i, k] * lower[k, j];
-                x[i, j] = sum / lower[j, j];
-            }
-        return x;
-    }
-
-    /// <summary>
-    /// a^power for a symmetric positive definite a, through its eigendecomposition by cyclic Jacobi rotations
+    /// a^(1/2) and a^(-1/2) for a symmetric positive definite a, from one eigendecomposition by cyclic Jacobi rotations
     /// (accurate to a few ulps in float64; O(n^3) per sweep, meant for sequence-length-sized matrices).
     /// </summary>
-    public static double[,] SymmetricPower(double[,] a, double power)
+    public static (double[,] Root, double[,] InverseRoot) SymmetricSquareRoots(double[,] a)
     {
         int n = a.GetLength(0);
         var (values, vectors) = SymmetricEigen(a);
-        var result = new double[n, n];
+        var root = new double[n, n];
+        var inverseRoot = new double[n, n];
         for (int k = 0; k < n; k++)
         {
             if (!(values[k] > 0))
                 throw new ArgumentException($"Matrix is not positive definite (eigenvalue {values[k]:R}).", nameof(a));
-            double scaled = Math.Pow(values[k], power);
+            double rootValue = Math.Sqrt(values[k]);
             for (int i = 0; i < n; i++)
-            {
-                double vik = vectors[i, k] * scaled;
-                for (int j = 0; j < n; j++) result[i, j] += vik * vectors[j, k];
-            }
+                for (int j = 0; j < n; j++)
+                {
+                    double outer = vectors[i, k] * vectors[j, k];
+                    root[i, j] += outer * rootValue;
+                    inverseRoot[i, j] += outer / rootValue;
+                }
         }
-        return result;
+        return (root, inverseRoot);
     }
 
     private static (double[] Values, double[,] Vectors) SymmetricEigen(double[,] a)

@@ -10,8 +10,9 @@ namespace DeepScaleLM.Theory.Schemes;
 /// <param name="Alpha">alpha_l = sqrt(1 - exp(-2 gamma_l)).</param>
 /// <param name="Kernel">Sigma_l[i, j] = exp(-gamma_l |i - j|), T x T.</param>
 /// <param name="Attention">A_l, T x T; lower triangular for causal attention.</param>
-/// <param name="Bias">B_l[i, j] = log(A_l[i, j] / sum_k A_l[i, k]); negative infinity where A_l is 0 (above the
-/// diagonal for causal attention, exactly the causal mask).</param>
+/// <param name="Bias">B_l[i, j] = log(A_l[i, j] / sum_k A_l[i, k]); negative infinity where A_l is 0: above the
+/// diagonal for causal attention (exactly the causal mask), and far below it in long sequences, where exp(-gamma_l |i - j|)
+/// underflows float64 and softmax would give 0 anyway.</param>
 /// <param name="Rescale">D_l[i] = sum_k A_l[i, k], the per-position output rescale.</param>
 public sealed record ESpaLayer(int Layer, double Gamma, double Alpha, double[,] Kernel, double[,] Attention, double[,] Bias,
     double[] Rescale);
@@ -54,45 +55,108 @@ public static class ExponentialSignalPropagation
         return kernel;
     }
 
-    /// <summary>Every layer of E-SPA for a stack of L attention layers over T tokens (spa-theory.md 2.1-2.2).</summary>
+    /// <summary>
+    /// The Cholesky factor of Sigma = exp(-gamma |i - j|) in closed form, since Sigma is the AR(1) covariance with
+    /// rho = exp(-gamma): L[0, 0] = 1, L[i, 0] = rho^i, L[i, j] = rho^(i - j) alpha for 1 &lt;= j &lt;= i
+    /// (spa-theory.md 2.2 derived). O(T^2) and free of the cancellation a generic factorisation would suffer.
+    /// </summary>
+    /// <param name="tokens">T.</param>
+    /// <param name="gamma">The decay rate; positive infinity gives the identity.</param>
+    public static double[,] CholeskyFactor(int tokens, double gamma)
+    {
+        double alpha = Alpha(gamma);
+        var factor = new double[tokens, tokens];
+        for (int i = 0; i < tokens; i++)
+            for (int j = 0; j <= i; j++)
+                factor[i, j] = (i == j ? 1 : Math.Exp(-gamma * (i - j))) * (j == 0 ? 1 : alpha);
+        return factor;
+    }
+
+    /// <summary>
+    /// Every layer of E-SPA for a stack of L attention layers over T tokens (spa-theory.md 2.1-2.2), computed lazily in
+    /// order, so a caller that uses one layer at a time holds three T x T matrices rather than 3 L of them.
+    /// </summary>
     /// <param name="tokens">T, the sequence length.</param>
     /// <param name="layers">L, the number of attention layers.</param>
     /// <param name="finalGamma">gamma_L, the last layer's kernel decay.</param>
     /// <param name="causal">Cholesky factors (causal attention) or symmetric square roots (bidirectional).</param>
-    /// <exception cref="InvalidOperationException">An entry of A_l that softmax must produce is not positive, so no bias
-    /// B_l can represent it (spa-theory.md 2.1: the construction requires A_l &gt; 0 where attention is allowed).</exception>
-    public static IReadOnlyList<ESpaLayer> Build(int tokens, int layers, double finalGamma = DefaultFinalGamma, bool causal = true)
+    /// <exception cref="InvalidOperationException">(While enumerating.) An entry of A_l is negative beyond rounding, so no
+    /// softmax bias B_l can produce it (spa-theory.md 2.1: the construction requires A_l &gt; 0 where attention is
+    /// allowed).</exception>
+    public static IEnumerable<ESpaLayer> Build(int tokens, int layers, double finalGamma = DefaultFinalGamma, bool causal = true)
     {
-        var result = new ESpaLayer[layers];
-        double[,] previousFactor = Kernel(tokens, double.PositiveInfinity); // L_0 = I, for both square roots
-        double[,]? previousInverseRoot = causal ? null : previousFactor;
+        double previousGamma = double.PositiveInfinity; // Sigma_0 = I
+        // The bidirectional path needs Sigma_{l-1}^(-1/2) of the previous layer; I at l = 1.
+        double[,] previousInverseRoot = Kernel(tokens, previousGamma);
         for (int l = 1; l <= layers; l++)
         {
             double gamma = Gamma(l, layers, finalGamma);
             var kernel = Kernel(tokens, gamma);
             double[,] attention;
             if (causal)
-            {
-                var factor = DenseMatrix.Cholesky(kernel);
-                attention = DenseMatrix.DivideByLowerRight(factor, previousFactor);
-                previousFactor = factor;
-            }
+                attention = DivideByPreviousFactor(CholeskyFactor(tokens, gamma), previousGamma);
             else
             {
-                attention = DenseMatrix.Multiply(DenseMatrix.SymmetricPower(kernel, 0.5), previousInverseRoot!);
-                previousInverseRoot = DenseMatrix.SymmetricPower(kernel, -0.5);
+                var (root, inverseRoot) = DenseMatrix.SymmetricSquareRoots(kernel);
+                attention = DenseMatrix.Multiply(root, previousInverseRoot);
+                previousInverseRoot = inverseRoot;
+                ZeroRoundingNoise(attention, l);
             }
-            var (bias, rescale) = BiasAndRescale(attention, l, causal);
-            result[l - 1] = new ESpaLayer(l, gamma, Alpha(gamma), kernel, attention, bias, rescale);
+            var (bias, rescale) = BiasAndRescale(attention, causal);
+            yield return new ESpaLayer(l, gamma, Alpha(gamma), kernel, attention, bias, rescale);
+            previousGamma = gamma;
         }
-        return result;
     }
 
     /// <summary>
-    /// D[i] = row sum of A, B[i, j] = log(A[i, j] / D[i]), so that D softmax(B) = A; B is negative infinity exactly
-    /// where causal attention is masked (spa-theory.md 2.1).
+    /// A = L L'^-1 for the previous layer's factor L' (decay gamma'). L'^-1 is bidiagonal: 1 at [0, 0], 1/alpha' on the
+    /// rest of the diagonal and -rho'/alpha' just below it, so A[i, j] = L[i, j] L'^-1[j, j] + L[i, j + 1] L'^-1[j + 1, j]
+    /// in O(T^2), with exact zeros above the diagonal (spa-theory.md 2.1, 2.2 derived).
     /// </summary>
-    private static (double[,] Bias, double[] Rescale) BiasAndRescale(double[,] attention, int layer, bool causal)
+    private static double[,] DivideByPreviousFactor(double[,] factor, double previousGamma)
+    {
+        int n = factor.GetLength(0);
+        double previousAlpha = Alpha(previousGamma), previousRho = Math.Exp(-previousGamma);
+        var attention = new double[n, n];
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j <= i; j++)
+            {
+                double diagonal = j == 0 ? 1 : 1 / previousAlpha;
+                double next = j < i ? factor[i, j + 1] * (-previousRho / previousAlpha) : 0;
+                attention[i, j] = factor[i, j] * diagonal + next;
+            }
+        return attention;
+    }
+
+    /// <summary>
+    /// Sets to 0 the slightly negative entries that are rounding noise of the eigendecomposition: far from the diagonal
+    /// the symmetric root's true entries fall below float64 resolution, and the computed ones scatter around 0 at about
+    /// T ulps of the largest entry. A negative entry beyond that is real and cannot be a softmax weight.
+    /// </summary>
+    private static void ZeroRoundingNoise(double[,] attention, int layer)
+    {
+        int n = attention.GetLength(0);
+        double largest = 0;
+        foreach (double value in attention) largest = Math.Max(largest, Math.Abs(value));
+        double unitRoundoff = Math.BitIncrement(1.0) - 1.0;
+        double noise = 16.0 * n * unitRoundoff * largest;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++)
+            {
+                if (attention[i, j] >= 0) continue;
+                if (attention[i, j] < -noise)
+                    throw new InvalidOperationException(
+                        $"E-SPA layer {layer}: A[{i}, {j}] = {attention[i, j]:R} is negative, so no softmax bias can produce it " +
+                        "(spa-theory.md 2.1 requires A_l > 0 wherever attention is allowed).");
+                attention[i, j] = 0;
+            }
+    }
+
+    /// <summary>
+    /// D[i] = row sum of A, B[i, j] = log(A[i, j] / D[i]), so that D softmax(B) = A; B is negative infinity exactly where
+    /// causal attention is masked, and where an entry is 0 because it underflowed (spa-theory.md 2.1).
+    /// </summary>
+    private static (double[,] Bias, double[] Rescale) BiasAndRescale(double[,] attention, bool causal)
     {
         int n = attention.GetLength(0);
         var bias = new double[n, n];
@@ -101,18 +165,7 @@ public static class ExponentialSignalPropagation
         {
             for (int j = 0; j < n; j++) rescale[i] += attention[i, j];
             for (int j = 0; j < n; j++)
-            {
-                if (causal && j > i)
-                {
-                    bias[i, j] = double.NegativeInfinity;
-                    continue;
-                }
-                if (!(attention[i, j] > 0))
-                    throw new InvalidOperationException(
-                        $"E-SPA layer {layer}: A[{i}, {j}] = {attention[i, j]:R} is not positive, so no softmax bias can produce it " +
-                        "(spa-theory.md 2.1 requires A_l > 0 wherever attention is allowed).");
-                bias[i, j] = Math.Log(attention[i, j] / rescale[i]);
-            }
+                bias[i, j] = causal && j > i ? double.NegativeInfinity : Math.Log(attention[i, j] / rescale[i]);
         }
         return (bias, rescale);
     }
