@@ -1,0 +1,181 @@
+using DeepScaleLM.Theory;
+using DeepScaleLM.Theory.Components;
+
+namespace DeepScaleLM.Tests;
+
+/// <summary>
+/// The Linear, ReLU and GeLU formulas (dslm-theory.md 2.1-2.3) against a float64 Monte Carlo at one point of the
+/// section 5.1 grids each, with a fixed seed. Each estimate is the mean over independent batches, and must lie within
+/// four standard errors of the formula.
+/// </summary>
+public sealed class TheoryMonteCarloTests
+{
+    private const double Sigmas = 4;
+
+    [Fact]
+    public void LinearMatchesSimulation()
+    {
+        // mu = 1, s = 1, r = 1/3, sw sqrt(d_in) = 1, d_in = d_out = 100, g std 1, rg = 1/3 (a 5.1 grid point).
+        const int fanIn = 100, fanOut = 100, runs = 600;
+        const double mu = 1, s2 = 1, r = 1.0 / 3, sw2 = 1.0 / fanIn, rg = 1.0 / 3;
+        var normal = new Gaussian(42);
+        var variance = new Estimate(); var covariance = new Estimate();
+        var gradVariance = new Estimate(); var gradCovariance = new Estimate();
+        var weights = new double[fanIn, fanOut];
+        var x = new double[2, fanIn];
+        var g = new double[2, fanOut];
+        for (int run = 0; run < runs; run++)
+        {
+            for (int a = 0; a < fanIn; a++)
+                for (int b = 0; b < fanOut; b++) weights[a, b] = Math.Sqrt(sw2) * normal.Next();
+            FillCorrelatedPair(normal, x, mu, s2, r);
+            FillCorrelatedPair(normal, g, 0, 1, rg);
+            double ySquares = 0, yProducts = 0, dxSquares = 0, dxProducts = 0;
+            for (int b = 0; b < fanOut; b++)
+            {
+                double y0 = 0, y1 = 0;
+                for (int a = 0; a < fanIn; a++) { y0 += x[0, a] * weights[a, b]; y1 += x[1, a] * weights[a, b]; }
+                ySquares += (y0 * y0 + y1 * y1) / 2; yProducts += y0 * y1;
+            }
+            for (int a = 0; a < fanIn; a++)
+            {
+                double dx0 = 0, dx1 = 0;
+                for (int b = 0; b < fanOut; b++) { dx0 += weights[a, b] * g[0, b]; dx1 += weights[a, b] * g[1, b]; }
+                dxSquares += (dx0 * dx0 + dx1 * dx1) / 2; dxProducts += dx0 * dx1;
+            }
+            // Both means are exactly 0 (zero-mean weights), so second moments are the variance and covariance.
+            variance.Add(ySquares / fanOut); covariance.Add(yProducts / fanOut);
+            gradVariance.Add(dxSquares / fanIn); gradCovariance.Add(dxProducts / fanIn);
+        }
+        var linear = new Linear(fanIn, fanOut, sw2);
+        var input = new SignalMoments(mu, s2, r);
+        var forward = linear.Forward(input);
+        var backward = linear.Backward(input, new GradientMoments(1, rg));
+        variance.AssertMatches(forward.Variance, "Linear variance");
+        covariance.AssertMatches(forward.Covariance, "Linear covariance");
+        gradVariance.AssertMatches(backward.Variance, "Linear gradient variance");
+        gradCovariance.AssertMatches(backward.Covariance, "Linear gradient covariance");
+    }
+
+    [Fact]
+    public void ReluMatchesSimulation() =>
+        AssertActivationMatches(new Relu(), x => Math.Max(x, 0), x => x > 0 ? 1 : 0, s2: 1, r: 0.6, rg: 0.4, seed: 7);
+
+    [Fact]
+    public void GeluMatchesSimulation() =>
+        AssertActivationMatches(new Gelu(), x => x / 2 * (1 + Erf(x / Math.Sqrt(2))),
+            x => (1 + Erf(x / Math.Sqrt(2))) / 2 + x * Math.Exp(-x * x / 2) / Math.Sqrt(2 * Math.PI), s2: Math.Sqrt(10), r: 0.4, rg: 0.6, seed: 11);
+
+    /// <summary>
+    /// Pairs (x_i, x_j) of two tokens with variance s2 and correlation r, and an independent gradient pair with rg; the
+    /// activation's forward mean, variance and covariance and its backward variance and covariance, each over 20 batches.
+    /// </summary>
+    private static void AssertActivationMatches(IMomentMap activation, Func<double, double> function, Func<double, double> derivative,
+        double s2, double r, double rg, int seed)
+    {
+        const int batches = 20, batchSize = 10_000;
+        var normal = new Gaussian(seed);
+        var mean = new Estimate(); var variance = new Estimate(); var covariance = new Estimate();
+        var gradVariance = new Estimate(); var gradCovariance = new Estimate();
+        var y = new double[2, batchSize];
+        var pair = new double[2, 1];
+        for (int batch = 0; batch < batches; batch++)
+        {
+            double gradSquares = 0, gradProducts = 0;
+            for (int n = 0; n < batchSize; n++)
+            {
+                FillCorrelatedPair(normal, pair, 0, s2, r);
+                double x0 = pair[0, 0], x1 = pair[1, 0];
+                y[0, n] = function(x0); y[1, n] = function(x1);
+                FillCorrelatedPair(normal, pair, 0, 1, rg);
+                double d0 = pair[0, 0] * derivative(x0), d1 = pair[1, 0] * derivative(x1);
+                gradSquares += (d0 * d0 + d1 * d1) / 2; gradProducts += d0 * d1;
+            }
+            double batchMean = 0;
+            for (int n = 0; n < batchSize; n++) batchMean += (y[0, n] + y[1, n]) / (2.0 * batchSize);
+            double squares = 0, products = 0;
+            for (int n = 0; n < batchSize; n++)
+            {
+                double c0 = y[0, n] - batchMean, c1 = y[1, n] - batchMean;
+                squares += (c0 * c0 + c1 * c1) / 2; products += c0 * c1;
+            }
+            mean.Add(batchMean); variance.Add(squares / (batchSize - 1)); covariance.Add(products / (batchSize - 1));
+            gradVariance.Add(gradSquares / batchSize); gradCovariance.Add(gradProducts / batchSize);
+        }
+        var input = new SignalMoments(0, s2, r);
+        var forward = activation.Forward(input);
+        var backward = activation.Backward(input, new GradientMoments(1, rg));
+        string name = activation.GetType().Name;
+        mean.AssertMatches(forward.Mean, $"{name} mean");
+        variance.AssertMatches(forward.Variance, $"{name} variance");
+        covariance.AssertMatches(forward.Covariance, $"{name} covariance");
+        gradVariance.AssertMatches(backward.Variance, $"{name} gradient variance");
+        gradCovariance.AssertMatches(backward.Covariance, $"{name} gradient covariance");
+    }
+
+    /// <summary>
+    /// values[t, k] = mu + sqrt(s2) (sqrt(r) shared_k + sqrt(1 - r) own_{t,k}) for two tokens t: one common mean, equal
+    /// variances and cross-token correlation r, as the official simulations draw their inputs (dslm-theory.md 1).
+    /// </summary>
+    private static void FillCorrelatedPair(Gaussian normal, double[,] values, double mu, double s2, double r)
+    {
+        double s = Math.Sqrt(s2), shared = Math.Sqrt(r), own = Math.Sqrt(1 - r);
+        for (int k = 0; k < values.GetLength(1); k++)
+        {
+            double common = normal.Next();
+            values[0, k] = mu + s * (shared * common + own * normal.Next());
+            values[1, k] = mu + s * (shared * common + own * normal.Next());
+        }
+    }
+
+    /// <summary>erf in float64 by its everywhere-convergent series 2/sqrt(pi) e^(-x^2) sum 2^n x^(2n+1) / (2n+1)!!,
+    /// whose terms are all positive (no cancellation); |erf| rounds to 1 beyond |x| = 6.</summary>
+    private static double Erf(double x)
+    {
+        double ax = Math.Abs(x);
+        if (ax > 6) return Math.Sign(x);
+        double x2 = ax * ax, term = ax, sum = ax;
+        for (int n = 1; term > 1e-17 * sum; n++)
+        {
+            term *= 2 * x2 / (2 * n + 1);
+            sum += term;
+        }
+        return Math.Sign(x) * 2 / Math.Sqrt(Math.PI) * Math.Exp(-x2) * sum;
+    }
+
+    /// <summary>Standard normals from a seeded generator by Box-Muller, both outputs used.</summary>
+    private sealed class Gaussian(int seed)
+    {
+        private readonly Random _random = new(seed);
+        private double? _spare;
+
+        public double Next()
+        {
+            if (_spare is double spare)
+            {
+                _spare = null;
+                return spare;
+            }
+            double radius = Math.Sqrt(-2 * Math.Log(1 - _random.NextDouble())), angle = 2 * Math.PI * _random.NextDouble();
+            _spare = radius * Math.Sin(angle);
+            return radius * Math.Cos(angle);
+        }
+    }
+
+    /// <summary>The mean of independent per-batch estimates and its standard error.</summary>
+    private sealed class Estimate
+    {
+        private readonly List<double> _values = [];
+
+        public void Add(double value) => _values.Add(value);
+
+        public void AssertMatches(double predicted, string what)
+        {
+            double mean = _values.Average();
+            double spread = Math.Sqrt(_values.Sum(v => (v - mean) * (v - mean)) / (_values.Count - 1));
+            double standardError = spread / Math.Sqrt(_values.Count);
+            Assert.True(Math.Abs(mean - predicted) <= Sigmas * standardError,
+                $"{what}: simulated {mean:R} +- {standardError:E2}, formula {predicted:R} ({Math.Abs(mean - predicted) / standardError:F1} standard errors)");
+        }
+    }
+}
