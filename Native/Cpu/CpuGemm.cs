@@ -68,6 +68,39 @@ internal sealed unsafe class CpuGemm
         float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
         => Run(BestPath, new Problem(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), null);
 
+    /// <summary>
+    /// A batch of GEMMs, <c>C_i = alpha * op(A_i) * op(B_i) + beta * C_i</c> for i in [0, batch), where operand i
+    /// starts <c>i * stride</c> floats after the first. A stride of 0 shares one matrix across the batch; a C
+    /// stride of 0 sums every product into the one C (beta applies once), as a shared weight's gradient needs.
+    /// </summary>
+    public void MultiplyBatched(int batch, bool transA, bool transB, int m, int n, int k, float alpha,
+        float* a, int lda, long strideA, float* b, int ldb, long strideB, float beta, float* c, int ldc, long strideC)
+    {
+        if (batch <= 0) return;
+        long rows = (long)batch * m, depth = (long)batch * k;
+        if (batch == 1)
+            Multiply(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        // A shared B with A and C stacked row after row is one GEMM over all the rows (a Linear layer).
+        else if (strideB == 0 && !transA && strideA == (long)m * lda && strideC == (long)m * ldc && rows <= int.MaxValue)
+            Multiply(false, transB, (int)rows, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        // A sum of products whose op(A) columns and op(B) rows stack in memory is one GEMM over the stacked depth
+        // (a shared weight's gradient).
+        else if (strideC == 0 && transA && strideA == (long)k * lda && !transB && strideB == (long)k * ldb && depth <= int.MaxValue)
+            Multiply(true, false, m, n, (int)depth, alpha, a, lda, b, ldb, beta, c, ldc);
+        else if (strideC == 0)
+            for (int i = 0; i < batch; i++)
+                Multiply(transA, transB, m, n, k, alpha, a + i * strideA, lda, b + i * strideB, ldb, i == 0 ? beta : 1f, c, ldc);
+        // Products too small to split are spread over the pool whole, one per job.
+        else if ((long)m * n * k < ParallelThreshold)
+        {
+            var job = new BatchJob(new Problem(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), strideA, strideB, strideC);
+            _pool.For(batch, ref job);
+        }
+        else
+            for (int i = 0; i < batch; i++)
+                Multiply(transA, transB, m, n, k, alpha, a + i * strideA, lda, b + i * strideB, ldb, beta, c + i * strideC, ldc);
+    }
+
     /// <summary>A GEMM on a chosen kernel family (tests cover every family on one machine); serial when <paramref name="pool"/> is null.</summary>
     internal static void Run(GemmPath path, in Problem problem, WorkerPool? pool)
     {
@@ -193,6 +226,13 @@ internal sealed unsafe class CpuGemm
                 }
             }
         }
+    }
+
+    /// <summary>One whole product of a batch per pool job.</summary>
+    private readonly struct BatchJob(Problem first, long strideA, long strideB, long strideC) : IParallelJob
+    {
+        public void Execute(int index) => MultiplySerial(first.TransA, first.TransB, first.M, first.N, first.K, first.Alpha,
+            first.A + index * strideA, first.Lda, first.B + index * strideB, first.Ldb, first.Beta, first.C + index * strideC, first.Ldc);
     }
 
     private readonly struct PackJob<TKernel>(Band<TKernel> band) : IParallelJob where TKernel : IGemmKernel
