@@ -82,6 +82,30 @@ public sealed class MatMulTests : IDisposable
     }
 
     [Fact]
+    public void OpsAllocateNothingOnceWarm()
+    {
+        // One thread, so every byte the ops allocate is counted on this one.
+        using var backend = new CpuBackend(threadCount: 1);
+        using var a = backend.Allocate(4, 40, 30);
+        using var b = backend.Allocate(50, 30);
+        using var bias = backend.Allocate(50);
+        using var output = backend.Allocate(4, 40, 50);
+        using var gradA = backend.Allocate(4, 40, 30);
+        using var gradB = backend.Allocate(50, 30);
+        using var gradBias = backend.Allocate(50);
+        void Step()
+        {
+            backend.MatMul(output, a, b, transposeB: true, bias: bias);
+            backend.MatMulBackward(gradA, gradB, gradBias, output, a, b, transposeB: true);
+            backend.MatMul(gradA, output, b);
+        }
+        Step();
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        Step();
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
     public void MismatchedInnerDimensionNamesTheOperandAndShapes()
     {
         using var output = _backend.Allocate(3, 7);

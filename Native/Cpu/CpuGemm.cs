@@ -185,7 +185,7 @@ internal sealed unsafe class CpuGemm
             int depth = item / _columnChunks * TKernel.KC, first = item % _columnChunks * _chunkColumns;
             int kc = Math.Min(TKernel.KC, _p.K - depth), columns = Math.Min(_chunkColumns, Width - first);
             GemmPacking.Pack(!_p.TransB, GemmPacking.At(_p.TransB, _p.B, _p.Ldb, depth, _column + first), _p.Ldb,
-                columns, kc, TKernel.NR, _packedB + (long)depth * _paddedWidth + (long)first * kc);
+                columns, kc, TKernel.NR, _packedB + (long)depth * _paddedWidth + (long)first * kc, TKernel.Avx512Packing);
         }
 
         /// <summary>Computes one chunk of C: packs its rows of op(A) a depth block at a time and runs the microkernel over its tiles.</summary>
@@ -203,7 +203,7 @@ internal sealed unsafe class CpuGemm
                 int kc = Math.Min(TKernel.KC, _p.K - depth);
                 // The first depth block applies the caller's beta; later ones add to what it wrote.
                 float beta = depth == 0 ? _p.Beta : 1f;
-                GemmPacking.Pack(_p.TransA, GemmPacking.At(_p.TransA, _p.A, _p.Lda, row, depth), _p.Lda, rows, kc, mr, packedA);
+                GemmPacking.Pack(_p.TransA, GemmPacking.At(_p.TransA, _p.A, _p.Lda, row, depth), _p.Lda, rows, kc, mr, packedA, TKernel.Avx512Packing);
                 float* packedB = _packedB + (long)depth * _paddedWidth + (long)first * kc;
                 // B micro-panel outer, A micro-panel inner: the B panel (KC x NR) stays in L1 while the A block streams from L2.
                 for (int j = 0; j < columns; j += nr)

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace DeepScaleLM.Native.Cpu;
 
@@ -18,6 +19,11 @@ internal unsafe interface IGemmKernel
     static abstract int KC { get; }
     /// <summary>Most rows of a packed A block (a multiple of MR), sized so the block (MC x KC) stays in L2.</summary>
     static abstract int MC { get; }
+    /// <summary>
+    /// Whether packing may transpose with AVX-512. Only the AVX-512 kernel sets it; the other families keep the
+    /// portable scalar packing, so running every family (as the tests do) covers both packings on one machine.
+    /// </summary>
+    static abstract bool Avx512Packing { get; }
     /// <summary>Computes one full MR x NR tile of C (row stride <paramref name="ldc"/>) from kc packed steps.</summary>
     static abstract void Run(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta);
 }
@@ -34,6 +40,7 @@ internal readonly unsafe struct Vector512Kernel : IGemmKernel
     // B micro-panel 256 x 32 floats = 32 KiB of the 48 KiB L1d; A block 504 x 256 floats = 504 KiB of the 1 MiB L2.
     public static int KC => 256;
     public static int MC => 504;
+    public static bool Avx512Packing => Avx512F.IsSupported;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta)
@@ -124,6 +131,7 @@ internal readonly unsafe struct Vector256Kernel : IGemmKernel
     // B micro-panel 256 x 16 floats = 16 KiB (fits a 32 KiB L1d); A block 252 x 256 floats = 252 KiB of L2.
     public static int KC => 256;
     public static int MC => 252;
+    public static bool Avx512Packing => false;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta)
@@ -189,6 +197,7 @@ internal readonly unsafe struct ScalarKernel : IGemmKernel
     public static int NR => 4;
     public static int KC => 256;
     public static int MC => 128;
+    public static bool Avx512Packing => false;
 
     public static void Run(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta)
     {
