@@ -189,6 +189,7 @@ internal sealed unsafe class CpuGemm
         }
 
         /// <summary>Computes one chunk of C: packs its rows of op(A) a depth block at a time and runs the microkernel over its tiles.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Compute(int chunk)
         {
             int mr = TKernel.MR, nr = TKernel.NR;
@@ -246,6 +247,7 @@ internal sealed unsafe class CpuGemm
     }
 
     /// <summary>Adds the valid rows x cols corner of a full tile computed aside into C (not reading C when beta = 0).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void WriteEdge(float* tile, int ldt, float* c, int ldc, int rows, int cols, float beta)
     {
         for (int r = 0; r < rows; r++, tile += ldt, c += ldc)

@@ -13,6 +13,9 @@ namespace DeepScaleLM.Native.Cpu;
 /// A block of op(A) is packed as rows x depth with MR lanes per panel. A block of op(B) is the same operation on
 /// op(B) transposed (NR lanes per panel, depth along k), so <c>PackB(transB) = Pack(!transB)</c> and one routine
 /// serves both.
+/// The packing loops, like the microkernels, are compiled fully optimized from the first call
+/// (AggressiveOptimization): a GEMM makes only a few calls per product, too few for tiering to promote them
+/// before a short run is over, and unoptimized vector code is an order of magnitude slower.
 /// </remarks>
 internal static unsafe class GemmPacking
 {
@@ -25,6 +28,7 @@ internal static unsafe class GemmPacking
     /// depth steps of <paramref name="lanes"/> values: panel i, step p, lane r holds op(X)[i * lanes + r, p].
     /// With <paramref name="avx512"/>, rows that run along the depth are transposed in registers.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Pack(bool transpose, float* x, int ld, int rows, int depth, int lanes, float* packed, bool avx512)
     {
         for (int i0 = 0; i0 < rows; i0 += lanes, packed += (long)depth * lanes)
@@ -63,6 +67,7 @@ internal static unsafe class GemmPacking
     /// scatter costs about a cycle per element, which dominated thin products (k or n of 64) where each packed
     /// value feeds only a few tiles.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackRowsTransposing(float* x, int ld, int valid, int depth, int lanes, float* packed)
     {
         var block = new Block16();
@@ -107,6 +112,7 @@ internal static unsafe class GemmPacking
         /// (i without bit w) exchange the second half of every 2w-wide chunk of row i with the first half of row
         /// i + w's, one two-source permute per output row.
         /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Transpose()
         {
             for (int w = 8; w >= 1; w >>= 1)
