@@ -40,10 +40,10 @@ public sealed unsafe class GemmTests
     }
 
     [Theory]
-    [InlineData(131, 67, 61)]   // just above the parallel threshold
-    [InlineData(505, 17, 70)]   // straddles MC (504 rows)
-    [InlineData(45, 40, 300)]   // straddles KC (256)
-    [InlineData(20, 1000, 30)]  // too few rows for every thread: chunks split the columns too
+    [InlineData(131, 67, 120)]  // just above the parallel threshold (2^20 multiply-adds)
+    [InlineData(505, 17, 130)]  // straddles MC (504 rows)
+    [InlineData(45, 80, 300)]   // straddles KC (256)
+    [InlineData(20, 1000, 60)]  // too few rows for every thread: chunks split the columns too
     public void ParallelMatchesTheReference(int m, int n, int k)
     {
         using var pool = new WorkerPool(3);
@@ -71,7 +71,7 @@ public sealed unsafe class GemmTests
             foreach (int padding in new[] { 1, 17 })
             {
                 new GemmCase(transA, transB, 20, 40, 300, alpha: 2f, beta: 1f, padding, seed: padding).Verify(CpuGemm.BestPath, null);
-                new GemmCase(transA, transB, 100, 60, 90, alpha: 1f, beta: 0f, padding, seed: padding).Verify(CpuGemm.BestPath, pool);
+                new GemmCase(transA, transB, 100, 60, 180, alpha: 1f, beta: 0f, padding, seed: padding).Verify(CpuGemm.BestPath, pool);
             }
     }
 

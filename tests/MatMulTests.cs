@@ -45,7 +45,7 @@ public sealed class MatMulTests : IDisposable
     public void LargeProductsMatchTheReference(int rankA, int rankB, bool transposeA, bool transposeB)
     {
         // Each product is above the GEMM's parallel threshold, and the output is large enough to split the bias work.
-        var p = new Product(rankA, rankB, transposeA, transposeB, batch: 2, m: 256, n: 128, k: 20, withBias: true, seed: 7);
+        var p = new Product(rankA, rankB, transposeA, transposeB, batch: 2, m: 256, n: 128, k: 40, withBias: true, seed: 7);
         p.VerifyForward(_backend, alpha: 1f, beta: 0f, initial: float.NaN);
         p.VerifyBackward(_backend, alpha: 0.5f, finiteDifferences: false);
     }
