@@ -15,7 +15,9 @@ internal interface IParallelJob
 /// Unlike Parallel.For it allocates nothing per call (the job is passed by reference and invoked through a
 /// function pointer) and wakes its workers in microseconds, which matters for the many small ops of a training
 /// step. Workers spin briefly for the next call, then block, so an idle pool costs no CPU.
-/// A call made while the pool is busy (a nested call, or a second thread) runs serially on its caller.
+/// The caller waits only for workers that joined the call: a worker descheduled by another process never holds
+/// up a call whose items the caller could finish alone. A call made while the pool is busy (a nested call, or a
+/// second thread) runs serially on its caller.
 /// </summary>
 internal sealed unsafe class WorkerPool : IDisposable
 {
@@ -23,17 +25,21 @@ internal sealed unsafe class WorkerPool : IDisposable
 
     private readonly Thread[] _workers;
     private readonly SemaphoreSlim[] _wake;
-    private volatile int _generation;
+    private readonly int[] _sleeping;
+    private int _generation;
     private volatile bool _disposed;
     private int _busy;
 
     // The job of the current call: its address on the caller's stack (the caller waits, so it stays put),
-    // the typed trampoline that runs it, and the shared index counter.
+    // the typed trampoline that runs it, and the shared index counter. A worker touches the job only between
+    // joining (_active++) and leaving, and only while the call is open; the caller closes the call and then waits
+    // for _active to drain, so no worker can reach the job after For returns.
     private void* _job;
     private delegate*<void*, int, void> _invoke;
     private int _count;
     private int _next;
-    private int _pending;
+    private int _open;
+    private int _active;
     private ExceptionDispatchInfo? _failure;
 
     /// <summary>A pool that runs jobs on <paramref name="threadCount"/> threads, the caller included.</summary>
@@ -43,6 +49,7 @@ internal sealed unsafe class WorkerPool : IDisposable
         ThreadCount = threadCount;
         _workers = new Thread[threadCount - 1];
         _wake = new SemaphoreSlim[threadCount - 1];
+        _sleeping = new int[threadCount - 1];
         for (int i = 0; i < _workers.Length; i++)
         {
             _wake[i] = new SemaphoreSlim(0);
@@ -71,12 +78,16 @@ internal sealed unsafe class WorkerPool : IDisposable
             _count = count;
             _next = 0;
             _failure = null;
-            Volatile.Write(ref _pending, _workers.Length);
-            _generation++;
-            foreach (var wake in _wake) wake.Release();
+            Volatile.Write(ref _open, 1);
+            // Full fence: a worker that then marks itself sleeping re-reads the generation and sees this call.
+            Interlocked.Increment(ref _generation);
+            for (int i = 0; i < _wake.Length; i++)
+                if (Volatile.Read(ref _sleeping[i]) == 1) _wake[i].Release();
             RunItems();
+            // Close the call (full fence), then wait only for workers that joined before the close.
+            Interlocked.Exchange(ref _open, 0);
             var spin = new SpinWait();
-            while (Volatile.Read(ref _pending) != 0) spin.SpinOnce(sleep1Threshold: -1);
+            while (Volatile.Read(ref _active) != 0) spin.SpinOnce(sleep1Threshold: -1);
             _failure?.Throw();
         }
         finally
@@ -110,16 +121,23 @@ internal sealed unsafe class WorkerPool : IDisposable
     private void WorkerLoop(int worker)
     {
         int seen = 0;
-        while (true)
+        while (!_disposed)
         {
             // Spin for the next call first: a training step issues ops back to back.
-            for (int s = 0; s < SpinIterations && _generation == seen && !_disposed; s++) Thread.SpinWait(8);
-            if (_generation == seen && !_disposed) _wake[worker].Wait();
-            if (_disposed) return;
-            if (_generation == seen) continue;
-            seen = _generation;
-            RunItems();
-            Interlocked.Decrement(ref _pending);
+            for (int s = 0; s < SpinIterations && Volatile.Read(ref _generation) == seen && !_disposed; s++) Thread.SpinWait(8);
+            if (Volatile.Read(ref _generation) == seen)
+            {
+                // Mark sleeping (full fence), re-check, and only then block: a call that starts in between either
+                // sees the mark and releases us, or we see its generation here.
+                Interlocked.Exchange(ref _sleeping[worker], 1);
+                if (Volatile.Read(ref _generation) == seen && !_disposed) _wake[worker].Wait();
+                Volatile.Write(ref _sleeping[worker], 0);
+                continue;
+            }
+            seen = Volatile.Read(ref _generation);
+            Interlocked.Increment(ref _active);
+            if (Volatile.Read(ref _open) == 1) RunItems();
+            Interlocked.Decrement(ref _active);
         }
     }
 
