@@ -5,6 +5,9 @@ namespace DeepScaleLM.Native.Cpu;
 
 public sealed partial class CpuBackend
 {
+    /// <summary>Channels per work item of the moments' second pass: its float64 sums (4 KiB) stay in L1.</summary>
+    private const int MomentsChannelBlock = 512;
+
     /// <inheritdoc/>
     /// <remarks>
     /// Two passes in float64. Pass 1 takes each token's mean m_t over its S = batch x channels samples. Pass 2
@@ -13,13 +16,13 @@ public sealed partial class CpuBackend
     /// sum_{i != j} c_i c_j = X^2 - sum_i c_i^2, the mean off-diagonal covariance over the mean diagonal one is
     /// ((Q - D) / (T (T - 1))) / (D / T) = (Q - D) / ((T - 1) D), in O(B T d) instead of O(T^2 B d). The variance of
     /// all elements follows from the same pass: sum (x - mean)^2 = D + S sum_t (m_t - mean)^2. Work items are
-    /// tokens (pass 1) and (batch row, 16-channel block) pairs (pass 2), each writing its own partials, which are
+    /// tokens (pass 1) and (batch row, channel block) pairs (pass 2), each writing its own partials, which are
     /// then added in item order, so the result is the same for any thread count.
     /// </remarks>
     protected override unsafe MomentStatistics MomentsCore(Tensor activations)
     {
         int batch = activations.Shape[0], tokens = activations.Shape[1], channels = activations.Shape[2];
-        int blocks = (channels + ElementWise.Lanes - 1) / ElementWise.Lanes, items = batch * blocks;
+        int blocks = (channels + MomentsChannelBlock - 1) / MomentsChannelBlock, items = batch * blocks;
         double[] buffer = ArrayPool<double>.Shared.Rent(tokens + 2 * items);
         try
         {
@@ -79,31 +82,48 @@ public sealed partial class CpuBackend
 
     /// <summary>
     /// For item (b, channel block): partials[2 item] = sum over the block's channels of (sum_t c_t)^2 and
-    /// partials[2 item + 1] = sum over channels and tokens of c_t^2, c_t = x[b, t, c] - means[t].
+    /// partials[2 item + 1] = sum over channels and tokens of c_t^2, c_t = x[b, t, c] - means[t]. Rows are read
+    /// contiguously, the per-channel sums kept in a stack block that stays in L1.
     /// </summary>
     private readonly unsafe struct CentredSumsJob(float* x, double* means, double* partials, int tokens, int channels, int blocks) : IParallelJob
     {
         public void Execute(int item)
         {
-            int b = item / blocks, c = item % blocks * ElementWise.Lanes, width = Math.Min(ElementWise.Lanes, channels - c);
-            // Zero-padded lanes of a partial block must stay 0 after centring.
-            var (liveLo, liveHi) = Vector512.Widen(Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(width)));
-            Vector512<double> sumLo = Vector512<double>.Zero, sumHi = Vector512<double>.Zero, squares = Vector512<double>.Zero;
-            float* column = x + (long)b * tokens * channels + c;
+            int b = item / blocks, start = item % blocks * MomentsChannelBlock, width = Math.Min(MomentsChannelBlock, channels - start);
+            int full = width - width % ElementWise.Lanes;
+            double* sums = stackalloc double[MomentsChannelBlock];
+            new Span<double>(sums, MomentsChannelBlock).Clear();
+            // Zero-padded lanes of the last, partial vector must stay 0 after centring.
+            var (liveLo, liveHi) = Vector512.Widen(Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(width - full)));
+            Vector512<double> squaresLo = Vector512<double>.Zero, squaresHi = Vector512<double>.Zero;
             for (int t = 0; t < tokens; t++)
             {
-                float* p = column + (long)t * channels;
-                var v = width == ElementWise.Lanes ? Vector512.Load(p) : ElementWise.LoadTail(p, width);
-                var (lo, hi) = Vector512.Widen(v);
+                float* row = x + ((long)b * tokens + t) * channels + start;
                 var m = Vector512.Create(means[t]);
-                lo = (lo - m) & liveLo.AsDouble();
-                hi = (hi - m) & liveHi.AsDouble();
-                sumLo += lo;
-                sumHi += hi;
-                squares = Vector512.FusedMultiplyAdd(lo, lo, Vector512.FusedMultiplyAdd(hi, hi, squares));
+                for (int c = 0; c < width; c += ElementWise.Lanes)
+                {
+                    var (lo, hi) = Vector512.Widen(c < full ? Vector512.Load(row + c) : ElementWise.LoadTail(row + c, width - c));
+                    lo -= m;
+                    hi -= m;
+                    if (c >= full)
+                    {
+                        lo &= liveLo.AsDouble();
+                        hi &= liveHi.AsDouble();
+                    }
+                    (Vector512.Load(sums + c) + lo).Store(sums + c);
+                    (Vector512.Load(sums + c + 8) + hi).Store(sums + c + 8);
+                    squaresLo = Vector512.FusedMultiplyAdd(lo, lo, squaresLo);
+                    squaresHi = Vector512.FusedMultiplyAdd(hi, hi, squaresHi);
+                }
             }
-            partials[2 * item] = Vector512.Sum(sumLo * sumLo + sumHi * sumHi);
-            partials[2 * item + 1] = Vector512.Sum(squares);
+            var across = Vector512<double>.Zero;
+            for (int c = 0; c < width; c += 8)
+            {
+                var v = Vector512.Load(sums + c);
+                across = Vector512.FusedMultiplyAdd(v, v, across);
+            }
+            partials[2 * item] = Vector512.Sum(across);
+            partials[2 * item + 1] = Vector512.Sum(squaresLo + squaresHi);
         }
     }
 }
