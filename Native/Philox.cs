@@ -102,13 +102,19 @@ public static class Philox
     private static (Vector512<uint> First, Vector512<uint> Second) Words32Scalar(ulong seed, ulong offset, ulong firstBlock)
     {
         Span<uint> words = stackalloc uint[32];
-        for (int b = 0; b < 8; b++)
+        Words(words, seed, offset, firstBlock);
+        return (Vector512.Create<uint>(words), Vector512.Create<uint>(words[16..]));
+    }
+
+    /// <summary>Fills <paramref name="destination"/> (a multiple of 4 long) with the words of consecutive blocks from <paramref name="firstBlock"/>, one block at a time.</summary>
+    internal static void Words(Span<uint> destination, ulong seed, ulong offset, ulong firstBlock)
+    {
+        for (int b = 0; b < destination.Length / 4; b++)
         {
             ulong blockIndex = firstBlock + (ulong)b;
-            (words[4 * b], words[4 * b + 1], words[4 * b + 2], words[4 * b + 3]) =
+            (destination[4 * b], destination[4 * b + 1], destination[4 * b + 2], destination[4 * b + 3]) =
                 Block((uint)blockIndex, (uint)(blockIndex >> 32), (uint)offset, (uint)(offset >> 32), (uint)seed, (uint)(seed >> 32));
         }
-        return (Vector512.Create<uint>(words), Vector512.Create<uint>(words[16..]));
     }
 
     /// <summary>

@@ -1,5 +1,5 @@
 using System.Numerics.Tensors;
-using System.Runtime.Intrinsics;
+using System.Runtime.CompilerServices;
 
 namespace DeepScaleLM.Native.Cpu;
 
@@ -10,7 +10,7 @@ public sealed partial class CpuBackend
     {
         var job = new CrossEntropyJob(Floats(losses), null, null, Floats(logits), (int*)Address(targets),
             logits.Shape[0], logits.Shape[1], ignoreIndex);
-        _pool.For(job.ItemCount, ref job);
+        ElementWise.ForEach(_pool, job.ItemCount, job);
     }
 
     /// <inheritdoc/>
@@ -18,7 +18,7 @@ public sealed partial class CpuBackend
     {
         var job = new CrossEntropyJob(null, Floats(gradLogits), Floats(gradLosses), Floats(logits), (int*)Address(targets),
             logits.Shape[0], logits.Shape[1], ignoreIndex);
-        _pool.For(job.ItemCount, ref job);
+        ElementWise.ForEach(_pool, job.ItemCount, job);
     }
 
     /// <summary>
@@ -26,28 +26,29 @@ public sealed partial class CpuBackend
     /// work item covers about one element chunk. Rows are independent, so any split is deterministic.
     /// </summary>
     private readonly unsafe struct CrossEntropyJob(float* losses, float* gradLogits, float* gradLosses, float* logits, int* targets,
-        int rows, int classes, int ignoreIndex) : IParallelJob
+        int rows, int classes, int ignoreIndex) : IVectorJob
     {
         private readonly int _rowsPerItem = Math.Max(1, ElementWise.ChunkLength / Math.Max(1, classes));
 
         public int ItemCount => (rows + _rowsPerItem - 1) / _rowsPerItem;
 
-        public void Execute(int index)
+        public void Execute<TWidth, TFloat, TDouble>(int index) where TWidth : IWidth<TFloat, TDouble>
         {
             int end = Math.Min(rows, (index + 1) * _rowsPerItem);
             for (int r = index * _rowsPerItem; r < end; r++)
             {
                 int target = targets[r];
                 bool ignored = target == ignoreIndex;
-                if (losses is not null) losses[r] = ignored ? 0f : Loss(logits + (long)r * classes, target);
-                else if (!ignored) Backward(gradLogits + (long)r * classes, gradLosses[r], logits + (long)r * classes, target);
+                float* row = logits + (long)r * classes;
+                if (losses is not null) losses[r] = ignored ? 0f : Loss<TWidth, TFloat, TDouble>(row, target);
+                else if (!ignored) Backward<TWidth, TFloat, TDouble>(gradLogits + (long)r * classes, gradLosses[r], row, target);
             }
         }
 
         /// <summary>logsumexp(row) - row[target] = log(sum exp(row - max)) + max - row[target], in float64.</summary>
-        private float Loss(float* row, int target)
+        private float Loss<TWidth, TFloat, TDouble>(float* row, int target) where TWidth : IWidth<TFloat, TDouble>
         {
-            var (max, sum) = Normaliser(row);
+            var (max, sum) = Normaliser<TWidth, TFloat, TDouble>(row);
             return (float)(Math.Log(sum) + (max - (double)row[target]));
         }
 
@@ -55,47 +56,48 @@ public sealed partial class CpuBackend
         /// gradient += g * (exp(row - max) / sum - onehot(target)). The target element is redone in float64 as
         /// g * (e_t - sum) / sum: when its probability nears 1, p_t - 1 would otherwise cancel in float32.
         /// </summary>
-        private void Backward(float* gradient, float g, float* row, int target)
+        private void Backward<TWidth, TFloat, TDouble>(float* gradient, float g, float* row, int target) where TWidth : IWidth<TFloat, TDouble>
         {
-            var (max, sum) = Normaliser(row);
+            var (max, sum) = Normaliser<TWidth, TFloat, TDouble>(row);
             float before = gradient[target];
-            var scale = Vector512.Create((float)(g / sum));
-            var shift = Vector512.Create(max);
+            var scale = TWidth.Broadcast((float)(g / sum));
+            var shift = TWidth.Broadcast(max);
             int i = 0;
-            for (; i <= classes - ElementWise.Lanes; i += ElementWise.Lanes)
-                Vector512.FusedMultiplyAdd(VectorMath.Exp(Vector512.Load(row + i) - shift), scale, Vector512.Load(gradient + i)).Store(gradient + i);
-            if (i < classes)
-            {
-                int n = classes - i;
-                var update = Vector512.FusedMultiplyAdd(VectorMath.Exp(ElementWise.LoadTail(row + i, n) - shift), scale, ElementWise.LoadTail(gradient + i, n));
-                ElementWise.StoreTail(gradient + i, update, n);
-            }
+            for (; i <= classes - TWidth.Lanes; i += TWidth.Lanes) Step(i, TWidth.Lanes);
+            if (i < classes) Step(i, classes - i);
             double exponential = Math.Exp((double)row[target] - max);
             gradient[target] = (float)(before + g * (exponential - sum) / sum);
+
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            void Step(int i, int n)
+            {
+                var e = VectorMath.Exp<TWidth, TFloat, TDouble>(TWidth.Subtract(ElementWise.Load<TWidth, TFloat, TDouble>(row + i, n), shift));
+                ElementWise.Store<TWidth, TFloat, TDouble>(TWidth.Fma(e, scale, ElementWise.Load<TWidth, TFloat, TDouble>(gradient + i, n)), gradient + i, n);
+            }
         }
 
         /// <summary>The row maximum and sum(exp(row - max)) (at least 1), the sum in float64.</summary>
-        private (float Max, double Sum) Normaliser(float* row)
+        private (float Max, double Sum) Normaliser<TWidth, TFloat, TDouble>(float* row) where TWidth : IWidth<TFloat, TDouble>
         {
             float max = TensorPrimitives.Max(new ReadOnlySpan<float>(row, classes));
-            var shift = Vector512.Create(max);
-            Vector512<double> lo = Vector512<double>.Zero, hi = Vector512<double>.Zero;
+            var shift = TWidth.Broadcast(max);
+            TDouble lo = TWidth.Broadcast(0.0), hi = lo;
             int i = 0;
-            for (; i <= classes - ElementWise.Lanes; i += ElementWise.Lanes)
+            for (; i <= classes - TWidth.Lanes; i += TWidth.Lanes)
             {
-                var (a, b) = Vector512.Widen(VectorMath.Exp(Vector512.Load(row + i) - shift));
-                lo += a;
-                hi += b;
+                var (a, b) = TWidth.Widen(VectorMath.Exp<TWidth, TFloat, TDouble>(TWidth.Subtract(TWidth.Load(row + i), shift)));
+                lo = TWidth.Add(lo, a);
+                hi = TWidth.Add(hi, b);
             }
             if (i < classes)
             {
-                // Padding lanes would add exp(0 - max); mask them to 0.
-                var live = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(classes - i)).AsSingle();
-                var (a, b) = Vector512.Widen(VectorMath.Exp(ElementWise.LoadTail(row + i, classes - i) - shift) & live);
-                lo += a;
-                hi += b;
+                // Padding lanes would add exp(0 - max); keep only the live ones.
+                var e = VectorMath.Exp<TWidth, TFloat, TDouble>(TWidth.Subtract(TWidth.LoadTail(row + i, classes - i), shift));
+                var (a, b) = TWidth.Widen(TWidth.And(TWidth.FirstLanes(classes - i), e));
+                lo = TWidth.Add(lo, a);
+                hi = TWidth.Add(hi, b);
             }
-            return (max, Vector512.Sum(lo + hi));
+            return (max, TWidth.Sum(TWidth.Add(lo, hi)));
         }
     }
 }

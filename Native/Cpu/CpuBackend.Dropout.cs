@@ -1,4 +1,4 @@
-using System.Runtime.Intrinsics;
+using System.Runtime.CompilerServices;
 
 namespace DeepScaleLM.Native.Cpu;
 
@@ -30,7 +30,7 @@ public sealed partial class CpuBackend
     /// <summary>f(x, y) = y: with the same tensor as x it makes <see cref="ElementWise.Accumulate{TOperator}"/> a plain <c>a += y</c>.</summary>
     private readonly struct Second : IBinaryOperator
     {
-        public Vector512<float> Invoke(Vector512<float> x, Vector512<float> y) => y;
+        public TFloat Invoke<TWidth, TFloat, TDouble>(TFloat x, TFloat y) where TWidth : IWidth<TFloat, TDouble> => y;
     }
 
     /// <summary>
@@ -42,28 +42,34 @@ public sealed partial class CpuBackend
         private readonly uint _threshold = Philox.KeepThreshold(probability);
         private readonly float _keep = 1f - probability;
 
-        public void Run(long start, int length)
+        public void Run<TWidth, TFloat, TDouble>(long start, int length) where TWidth : IWidth<TFloat, TDouble>
         {
-            // Chunks start at multiples of ElementWise.ChunkLength, hence of 4, so every group of 32 elements is
-            // eight whole Philox blocks.
-            for (int i = 0; i < length; i += 32)
+            // Chunks start at multiples of ElementWise.ChunkLength, hence of 4, so every group of two vectors is
+            // whole Philox blocks.
+            int i = 0;
+            for (; i <= length - 2 * TWidth.Lanes; i += 2 * TWidth.Lanes)
             {
-                var (first, second) = Philox.Words32(seed, offset, (ulong)(start + i) >> 2);
-                int n = Math.Min(32, length - i);
-                Apply(first, start + i, Math.Min(16, n));
-                if (n > 16) Apply(second, start + i + 16, n - 16);
+                var (first, second) = TWidth.KeepMasks(seed, offset, (ulong)(start + i) >> 2, _threshold);
+                Apply<TWidth, TFloat, TDouble>(first, start + i, TWidth.Lanes);
+                Apply<TWidth, TFloat, TDouble>(second, start + i + TWidth.Lanes, TWidth.Lanes);
+            }
+            if (i < length)
+            {
+                var (first, second) = TWidth.KeepMasks(seed, offset, (ulong)(start + i) >> 2, _threshold);
+                int n = length - i;
+                Apply<TWidth, TFloat, TDouble>(first, start + i, Math.Min(TWidth.Lanes, n));
+                if (n > TWidth.Lanes) Apply<TWidth, TFloat, TDouble>(second, start + i + TWidth.Lanes, n - TWidth.Lanes);
             }
         }
 
-        private void Apply(Vector512<uint> words, long index, int count)
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void Apply<TWidth, TFloat, TDouble>(TFloat kept, long index, int count) where TWidth : IWidth<TFloat, TDouble>
         {
-            float* y = destination + index, x = source + index;
-            var kept = Vector512.GreaterThanOrEqual(words, Vector512.Create(_threshold)).AsSingle();
+            float* y = destination + index;
             // Divide rather than multiply by 1/(1-p): the kept value is then the correctly rounded x / (1 - p).
-            var value = ((count == ElementWise.Lanes ? Vector512.Load(x) : ElementWise.LoadTail(x, count)) / Vector512.Create(_keep)) & kept;
-            if (accumulate) value += count == ElementWise.Lanes ? Vector512.Load(y) : ElementWise.LoadTail(y, count);
-            if (count == ElementWise.Lanes) value.Store(y);
-            else ElementWise.StoreTail(y, value, count);
+            var value = TWidth.And(kept, TWidth.Divide(ElementWise.Load<TWidth, TFloat, TDouble>(source + index, count), TWidth.Broadcast(_keep)));
+            if (accumulate) value = TWidth.Add(value, ElementWise.Load<TWidth, TFloat, TDouble>(y, count));
+            ElementWise.Store<TWidth, TFloat, TDouble>(value, y, count);
         }
     }
 }

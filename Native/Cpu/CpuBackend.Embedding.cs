@@ -1,5 +1,4 @@
 using System.Numerics.Tensors;
-using System.Runtime.Intrinsics;
 
 namespace DeepScaleLM.Native.Cpu;
 
@@ -37,16 +36,14 @@ public sealed partial class CpuBackend
     protected override unsafe (long Position, int Value) FindInvalidIndexCore(Tensor indices, int limit, int? allowed)
     {
         var values = new ReadOnlySpan<int>((int*)Address(indices), checked((int)indices.ElementCount));
-        int exception = allowed ?? 0;
-        // Unsigned comparison puts negative ids above every limit: one compare tests both ends of [0, limit).
-        var bound = Vector512.Create((uint)limit);
-        int i = 0;
-        for (; i <= values.Length - ElementWise.Lanes; i += ElementWise.Lanes)
-            if (Vector512.GreaterThanOrEqualAny(Vector512.Create(values.Slice(i, ElementWise.Lanes)).AsUInt32(), bound))
-                break;
-        for (; i < values.Length; i++)
-            if ((uint)values[i] >= (uint)limit && (allowed is null || values[i] != exception))
-                return (i, values[i]);
+        for (int i = 0; i < values.Length; i++)
+        {
+            // The runtime's vectorised search skips the valid run; only values outside [0, limit) stop it.
+            int next = values[i..].IndexOfAnyExceptInRange(0, limit - 1);
+            if (next < 0) break;
+            i += next;
+            if (values[i] != allowed) return (i, values[i]);
+        }
         return (-1, 0);
     }
 

@@ -1,5 +1,5 @@
 using System.Buffers;
-using System.Runtime.Intrinsics;
+using System.Runtime.CompilerServices;
 
 namespace DeepScaleLM.Native.Cpu;
 
@@ -29,10 +29,8 @@ public sealed partial class CpuBackend
             fixed (double* workspace = buffer)
             {
                 double* means = workspace, partials = workspace + tokens;
-                var meansJob = new TokenMeansJob(Floats(activations), means, batch, tokens, channels);
-                _pool.For(tokens, ref meansJob);
-                var centredJob = new CentredSumsJob(Floats(activations), means, partials, tokens, channels, blocks);
-                _pool.For(items, ref centredJob);
+                ElementWise.ForEach(_pool, tokens, new TokenMeansJob(Floats(activations), means, batch, tokens, channels));
+                ElementWise.ForEach(_pool, items, new CentredSumsJob(Floats(activations), means, partials, tokens, channels, blocks));
 
                 double samples = (double)batch * channels, count = samples * tokens;
                 double mean = 0;
@@ -56,27 +54,27 @@ public sealed partial class CpuBackend
         }
     }
 
-    /// <summary>The 16 lanes' float32 values widened to float64 and summed.</summary>
-    private static Vector512<double> WidenedSum(Vector512<float> x)
-    {
-        var (lo, hi) = Vector512.Widen(x);
-        return lo + hi;
-    }
-
     /// <summary>means[t] = mean over batch and channels of x[:, t, :], summed in float64.</summary>
-    private readonly unsafe struct TokenMeansJob(float* x, double* means, int batch, int tokens, int channels) : IParallelJob
+    private readonly unsafe struct TokenMeansJob(float* x, double* means, int batch, int tokens, int channels) : IVectorJob
     {
-        public void Execute(int t)
+        public void Execute<TWidth, TFloat, TDouble>(int t) where TWidth : IWidth<TFloat, TDouble>
         {
-            var sum = Vector512<double>.Zero;
+            var sum = TWidth.Broadcast(0.0);
             for (int b = 0; b < batch; b++)
             {
                 float* row = x + ((long)b * tokens + t) * channels;
                 int c = 0;
-                for (; c <= channels - ElementWise.Lanes; c += ElementWise.Lanes) sum += WidenedSum(Vector512.Load(row + c));
-                if (c < channels) sum += WidenedSum(ElementWise.LoadTail(row + c, channels - c));
+                for (; c <= channels - TWidth.Lanes; c += TWidth.Lanes) sum = Add(sum, row + c, TWidth.Lanes);
+                if (c < channels) sum = Add(sum, row + c, channels - c);
             }
-            means[t] = Vector512.Sum(sum) / ((double)batch * channels);
+            means[t] = TWidth.Sum(sum) / ((double)batch * channels);
+
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            static TDouble Add(TDouble sum, float* p, int n)
+            {
+                var (lo, hi) = TWidth.Widen(ElementWise.Load<TWidth, TFloat, TDouble>(p, n));
+                return TWidth.Add(sum, TWidth.Add(lo, hi));
+            }
         }
     }
 
@@ -85,45 +83,50 @@ public sealed partial class CpuBackend
     /// partials[2 item + 1] = sum over channels and tokens of c_t^2, c_t = x[b, t, c] - means[t]. Rows are read
     /// contiguously, the per-channel sums kept in a stack block that stays in L1.
     /// </summary>
-    private readonly unsafe struct CentredSumsJob(float* x, double* means, double* partials, int tokens, int channels, int blocks) : IParallelJob
+    private readonly unsafe struct CentredSumsJob(float* x, double* means, double* partials, int tokens, int channels, int blocks) : IVectorJob
     {
-        public void Execute(int item)
+        public void Execute<TWidth, TFloat, TDouble>(int item) where TWidth : IWidth<TFloat, TDouble>
         {
             int b = item / blocks, start = item % blocks * MomentsChannelBlock, width = Math.Min(MomentsChannelBlock, channels - start);
-            int full = width - width % ElementWise.Lanes;
+            int half = TWidth.Lanes / 2;
             double* sums = stackalloc double[MomentsChannelBlock];
             new Span<double>(sums, MomentsChannelBlock).Clear();
-            // Zero-padded lanes of the last, partial vector must stay 0 after centring.
-            var (liveLo, liveHi) = Vector512.Widen(Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(width - full)));
-            Vector512<double> squaresLo = Vector512<double>.Zero, squaresHi = Vector512<double>.Zero;
+            var (liveLo, liveHi) = TWidth.FirstLanesWide(width % TWidth.Lanes);
+            TDouble squaresLo = TWidth.Broadcast(0.0), squaresHi = squaresLo;
             for (int t = 0; t < tokens; t++)
             {
                 float* row = x + ((long)b * tokens + t) * channels + start;
-                var m = Vector512.Create(means[t]);
-                for (int c = 0; c < width; c += ElementWise.Lanes)
+                var m = TWidth.Broadcast(means[t]);
+                int c = 0;
+                for (; c <= width - TWidth.Lanes; c += TWidth.Lanes)
                 {
-                    var (lo, hi) = Vector512.Widen(c < full ? Vector512.Load(row + c) : ElementWise.LoadTail(row + c, width - c));
-                    lo -= m;
-                    hi -= m;
-                    if (c >= full)
-                    {
-                        lo &= liveLo.AsDouble();
-                        hi &= liveHi.AsDouble();
-                    }
-                    (Vector512.Load(sums + c) + lo).Store(sums + c);
-                    (Vector512.Load(sums + c + 8) + hi).Store(sums + c + 8);
-                    squaresLo = Vector512.FusedMultiplyAdd(lo, lo, squaresLo);
-                    squaresHi = Vector512.FusedMultiplyAdd(hi, hi, squaresHi);
+                    var (lo, hi) = TWidth.Widen(TWidth.Load(row + c));
+                    Accumulate(TWidth.Subtract(lo, m), TWidth.Subtract(hi, m), c);
+                }
+                if (c < width)
+                {
+                    // Zero-padded lanes must stay 0 after centring.
+                    var (lo, hi) = TWidth.Widen(TWidth.LoadTail(row + c, width - c));
+                    Accumulate(TWidth.And(TWidth.Subtract(lo, m), liveLo), TWidth.And(TWidth.Subtract(hi, m), liveHi), c);
                 }
             }
-            var across = Vector512<double>.Zero;
-            for (int c = 0; c < width; c += 8)
+            var across = TWidth.Broadcast(0.0);
+            for (int c = 0; c < width; c += half)
             {
-                var v = Vector512.Load(sums + c);
-                across = Vector512.FusedMultiplyAdd(v, v, across);
+                var v = TWidth.Load(sums + c);
+                across = TWidth.Fma(v, v, across);
             }
-            partials[2 * item] = Vector512.Sum(across);
-            partials[2 * item + 1] = Vector512.Sum(squaresLo + squaresHi);
+            partials[2 * item] = TWidth.Sum(across);
+            partials[2 * item + 1] = TWidth.Sum(TWidth.Add(squaresLo, squaresHi));
+
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            void Accumulate(TDouble lo, TDouble hi, int c)
+            {
+                TWidth.Store(TWidth.Add(TWidth.Load(sums + c), lo), sums + c);
+                TWidth.Store(TWidth.Add(TWidth.Load(sums + c + half), hi), sums + c + half);
+                squaresLo = TWidth.Fma(lo, lo, squaresLo);
+                squaresHi = TWidth.Fma(hi, hi, squaresHi);
+            }
         }
     }
 }

@@ -1,5 +1,5 @@
 using System.Buffers;
-using System.Runtime.Intrinsics;
+using System.Runtime.CompilerServices;
 
 namespace DeepScaleLM.Native.Cpu;
 
@@ -66,35 +66,36 @@ public sealed partial class CpuBackend
     /// <summary>x * factor.</summary>
     private readonly struct Multiply(float factor) : IUnaryOperator
     {
-        public Vector512<float> Invoke(Vector512<float> x) => x * Vector512.Create(factor);
+        public TFloat Invoke<TWidth, TFloat, TDouble>(TFloat x) where TWidth : IWidth<TFloat, TDouble> =>
+            TWidth.Multiply(x, TWidth.Broadcast(factor));
     }
 
     /// <summary>Writes the float64 sum of squares of chunk k to partials[k].</summary>
     private readonly unsafe struct SquaresKernel(float* values, double* partials) : IRangeKernel
     {
-        public void Run(long start, int length)
+        public void Run<TWidth, TFloat, TDouble>(long start, int length) where TWidth : IWidth<TFloat, TDouble>
         {
             float* x = values + start;
-            // Four accumulators hide the FMA latency; the float32 squares are exact in float64, only additions round.
-            Vector512<double> a0 = Vector512<double>.Zero, a1 = Vector512<double>.Zero, a2 = Vector512<double>.Zero, a3 = Vector512<double>.Zero;
+            // Four accumulators hide the FMA latency; the float32 squares are exact in float64, only additions
+            // round. Zero padding adds nothing.
+            TDouble a0 = TWidth.Broadcast(0.0), a1 = a0, a2 = a0, a3 = a0;
             int i = 0;
-            for (; i <= length - 2 * ElementWise.Lanes; i += 2 * ElementWise.Lanes)
+            for (; i <= length - 2 * TWidth.Lanes; i += 2 * TWidth.Lanes)
             {
-                var (b0, b1) = Vector512.Widen(Vector512.Load(x + i));
-                var (b2, b3) = Vector512.Widen(Vector512.Load(x + i + ElementWise.Lanes));
-                a0 = Vector512.FusedMultiplyAdd(b0, b0, a0);
-                a1 = Vector512.FusedMultiplyAdd(b1, b1, a1);
-                a2 = Vector512.FusedMultiplyAdd(b2, b2, a2);
-                a3 = Vector512.FusedMultiplyAdd(b3, b3, a3);
+                var (b0, b1) = TWidth.Widen(TWidth.Load(x + i));
+                var (b2, b3) = TWidth.Widen(TWidth.Load(x + i + TWidth.Lanes));
+                a0 = TWidth.Fma(b0, b0, a0);
+                a1 = TWidth.Fma(b1, b1, a1);
+                a2 = TWidth.Fma(b2, b2, a2);
+                a3 = TWidth.Fma(b3, b3, a3);
             }
-            for (; i < length; i += ElementWise.Lanes)
+            for (; i < length; i += TWidth.Lanes)
             {
-                int n = Math.Min(ElementWise.Lanes, length - i);
-                var (b0, b1) = Vector512.Widen(n == ElementWise.Lanes ? Vector512.Load(x + i) : ElementWise.LoadTail(x + i, n));
-                a0 = Vector512.FusedMultiplyAdd(b0, b0, a0);
-                a1 = Vector512.FusedMultiplyAdd(b1, b1, a1);
+                var (b0, b1) = TWidth.Widen(ElementWise.Load<TWidth, TFloat, TDouble>(x + i, Math.Min(TWidth.Lanes, length - i)));
+                a0 = TWidth.Fma(b0, b0, a0);
+                a1 = TWidth.Fma(b1, b1, a1);
             }
-            partials[start / ElementWise.ChunkLength] = Vector512.Sum((a0 + a1) + (a2 + a3));
+            partials[start / ElementWise.ChunkLength] = TWidth.Sum(TWidth.Add(TWidth.Add(a0, a1), TWidth.Add(a2, a3)));
         }
     }
 
@@ -126,35 +127,27 @@ public sealed partial class CpuBackend
             _gradientScale = gradientScale;
         }
 
-        public void Run(long start, int length)
+        public void Run<TWidth, TFloat, TDouble>(long start, int length) where TWidth : IWidth<TFloat, TDouble>
         {
-            float* p = _p + start, g = _g + start, m = _m + start, v = _v + start;
             int i = 0;
-            for (; i <= length - ElementWise.Lanes; i += ElementWise.Lanes)
-            {
-                var (pi, mi, vi) = Update(Vector512.Load(p + i), Vector512.Load(g + i), Vector512.Load(m + i), Vector512.Load(v + i));
-                pi.Store(p + i);
-                mi.Store(m + i);
-                vi.Store(v + i);
-            }
-            if (i < length)
-            {
-                int n = length - i;
-                var (pi, mi, vi) = Update(ElementWise.LoadTail(p + i, n), ElementWise.LoadTail(g + i, n), ElementWise.LoadTail(m + i, n), ElementWise.LoadTail(v + i, n));
-                ElementWise.StoreTail(p + i, pi, n);
-                ElementWise.StoreTail(m + i, mi, n);
-                ElementWise.StoreTail(v + i, vi, n);
-            }
+            for (; i <= length - TWidth.Lanes; i += TWidth.Lanes) Step<TWidth, TFloat, TDouble>(start + i, TWidth.Lanes);
+            if (i < length) Step<TWidth, TFloat, TDouble>(start + i, length - i);
         }
 
-        private (Vector512<float> P, Vector512<float> M, Vector512<float> V) Update(Vector512<float> p, Vector512<float> g, Vector512<float> m, Vector512<float> v)
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void Step<TWidth, TFloat, TDouble>(long index, int n) where TWidth : IWidth<TFloat, TDouble>
         {
-            g *= Vector512.Create(_gradientScale);
-            m = Vector512.Create(_beta1) * m + Vector512.Create(_oneMinusBeta1) * g;
-            v = Vector512.Create(_beta2) * v + Vector512.Create(_oneMinusBeta2) * (g * g);
-            var step = m * Vector512.Create(_correction1) / (Vector512.Sqrt(v * Vector512.Create(_correction2)) + Vector512.Create(_epsilon));
-            p -= Vector512.Create(_learningRate) * (step + Vector512.Create(_decay) * p);
-            return (p, m, v);
+            float* p = _p + index, g = _g + index, m = _m + index, v = _v + index;
+            var gi = TWidth.Multiply(ElementWise.Load<TWidth, TFloat, TDouble>(g, n), TWidth.Broadcast(_gradientScale));
+            var mi = TWidth.Fma(TWidth.Broadcast(_beta1), ElementWise.Load<TWidth, TFloat, TDouble>(m, n), TWidth.Multiply(TWidth.Broadcast(_oneMinusBeta1), gi));
+            var vi = TWidth.Fma(TWidth.Broadcast(_beta2), ElementWise.Load<TWidth, TFloat, TDouble>(v, n), TWidth.Multiply(TWidth.Broadcast(_oneMinusBeta2), TWidth.Multiply(gi, gi)));
+            var step = TWidth.Divide(TWidth.Multiply(mi, TWidth.Broadcast(_correction1)),
+                TWidth.Add(TWidth.Sqrt(TWidth.Multiply(vi, TWidth.Broadcast(_correction2))), TWidth.Broadcast(_epsilon)));
+            var pi = ElementWise.Load<TWidth, TFloat, TDouble>(p, n);
+            pi = TWidth.Subtract(pi, TWidth.Multiply(TWidth.Broadcast(_learningRate), TWidth.Fma(TWidth.Broadcast(_decay), pi, step)));
+            ElementWise.Store<TWidth, TFloat, TDouble>(pi, p, n);
+            ElementWise.Store<TWidth, TFloat, TDouble>(mi, m, n);
+            ElementWise.Store<TWidth, TFloat, TDouble>(vi, v, n);
         }
     }
 }

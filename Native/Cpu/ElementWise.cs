@@ -5,48 +5,49 @@ namespace DeepScaleLM.Native.Cpu;
 
 /// <summary>A lane-wise function of one vector, applied by <see cref="ElementWise.Map{TOperator}"/>.</summary>
 /// <remarks>
-/// Operators are structs so the JIT compiles one specialised loop per operator with <c>Invoke</c> inlined.
+/// Operators are structs, so the JIT compiles one loop per operator and width with <c>Invoke</c> inlined.
 /// Parameterless operators are zero-size; parameterised ones (a slope, a factor) carry it as a field, which is
-/// why <c>Invoke</c> is an instance member rather than a static abstract one.
+/// why <c>Invoke</c> is an instance member. It is generic over the <see cref="IWidth{TFloat, TDouble}"/>.
 /// </remarks>
 internal interface IUnaryOperator
 {
-    /// <summary>f(x) for each of the 16 lanes.</summary>
-    Vector512<float> Invoke(Vector512<float> x);
+    /// <summary>f(x) for each lane.</summary>
+    TFloat Invoke<TWidth, TFloat, TDouble>(TFloat x) where TWidth : IWidth<TFloat, TDouble>;
 }
 
 /// <summary>A lane-wise function of two vectors, applied by <see cref="ElementWise.Accumulate{TOperator}"/>.</summary>
 internal interface IBinaryOperator
 {
-    /// <summary>f(x, y) for each of the 16 lanes.</summary>
-    Vector512<float> Invoke(Vector512<float> x, Vector512<float> y);
+    /// <summary>f(x, y) for each lane.</summary>
+    TFloat Invoke<TWidth, TFloat, TDouble>(TFloat x, TFloat y) where TWidth : IWidth<TFloat, TDouble>;
+}
+
+/// <summary>A parallel job whose items run vector code: <see cref="ElementWise.ForEach{TJob}"/> runs each at the widest accelerated width.</summary>
+internal interface IVectorJob
+{
+    /// <summary>Runs work item <paramref name="index"/>; items may run concurrently and in any order.</summary>
+    void Execute<TWidth, TFloat, TDouble>(int index) where TWidth : IWidth<TFloat, TDouble>;
 }
 
 /// <summary>A kernel over the elements [start, start + length) of its tensors; <see cref="ElementWise.For{TKernel}"/> runs it chunk by chunk.</summary>
 internal interface IRangeKernel
 {
-    /// <summary>Processes one chunk; chunks may run concurrently, so a kernel writes only its own range.</summary>
-    void Run(long start, int length);
+    /// <summary>Processes one chunk at one width; chunks may run concurrently, so a kernel writes only its own range.</summary>
+    void Run<TWidth, TFloat, TDouble>(long start, int length) where TWidth : IWidth<TFloat, TDouble>;
 }
 
 /// <summary>
-/// The loop driver of every element-wise CPU kernel: splits a tensor into fixed chunks, runs them across the
-/// <see cref="WorkerPool"/>, and inside a chunk walks 16-float vectors.
+/// The loop driver of the element-wise CPU kernels: splits a tensor into fixed chunks, runs them across the
+/// <see cref="WorkerPool"/>, and inside a chunk walks vectors of the widest accelerated <see cref="IWidth{TFloat, TDouble}"/>.
 /// </summary>
 /// <remarks>
-/// Kernels are written once, on <see cref="Vector512{T}"/>: where 512-bit vectors are not accelerated but 256-bit
-/// ones are, the runtime lowers each Vector512 operation to two Vector256 halves (measured within noise of
-/// hand-written Vector256 loops under <c>DOTNET_EnableAVX512=0</c>), so a second copy of every operator would buy
-/// nothing. The last partial vector of a chunk is zero-padded through a stack vector and computed by the same
-/// vector code, so every element is rounded identically wherever it lies and no operator needs a scalar twin.
-/// Chunk boundaries depend only on the element count, never on the thread count, so results are identical for
-/// any number of threads.
+/// The last partial vector of a chunk is zero-padded through a stack vector and computed by the same vector
+/// code, so every element is rounded identically wherever it lies and no operator needs a scalar twin. Chunk
+/// boundaries depend only on the element count, never on the thread count, so results are identical for any
+/// number of threads.
 /// </remarks>
 internal static unsafe class ElementWise
 {
-    /// <summary>Floats per vector.</summary>
-    public const int Lanes = 16;
-
     /// <summary>
     /// Elements per parallel work item (128 KiB of floats per operand): large enough that handing out a chunk
     /// (one interlocked increment) is noise, small enough that two busy cores still balance. A multiple of 64,
@@ -57,17 +58,17 @@ internal static unsafe class ElementWise
     /// <summary>Number of chunks <paramref name="length"/> elements split into.</summary>
     public static int ChunkCount(long length) => checked((int)((length + ChunkLength - 1) / ChunkLength));
 
-    /// <summary>Runs <paramref name="kernel"/> over [0, length): on the caller when one chunk suffices, else chunk by chunk across the pool.</summary>
+    /// <summary>Runs <paramref name="kernel"/> over [0, length) chunk by chunk across the pool (on the caller when one chunk suffices).</summary>
     public static void For<TKernel>(WorkerPool pool, long length, TKernel kernel) where TKernel : struct, IRangeKernel
     {
-        if (length <= 0) return;
-        if (length <= ChunkLength)
-        {
-            kernel.Run(0, (int)length);
-            return;
-        }
-        var job = new ChunkJob<TKernel>(kernel, length);
-        pool.For(ChunkCount(length), ref job);
+        if (length > 0) ForEach(pool, ChunkCount(length), new ChunkJob<TKernel>(kernel, length));
+    }
+
+    /// <summary>Runs items [0, count) of <paramref name="job"/> across the pool, at the widest accelerated width.</summary>
+    public static void ForEach<TJob>(WorkerPool pool, int count, TJob job) where TJob : struct, IVectorJob
+    {
+        var dispatch = new WidthDispatch<TJob>(job);
+        pool.For(count, ref dispatch);
     }
 
     /// <summary><c>output[i] = op(input[i])</c>; output may be input itself.</summary>
@@ -80,28 +81,43 @@ internal static unsafe class ElementWise
         where TOperator : struct, IBinaryOperator
         => For(pool, length, new AccumulateKernel<TOperator>(accumulator, x, y, op));
 
-    /// <summary>The first <paramref name="count"/> (&lt; 16) floats at <paramref name="source"/>, zero-padded to a vector.</summary>
+    /// <summary>
+    /// The whole vector, or the zero-padded tail, at <paramref name="source"/>: <paramref name="count"/> lanes live.
+    /// Kernels call it with the constant Lanes in their main loop, where the branch folds away, and once with the
+    /// remainder.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> LoadTail(float* source, int count)
+    public static TFloat Load<TWidth, TFloat, TDouble>(float* source, int count) where TWidth : IWidth<TFloat, TDouble> =>
+        count == TWidth.Lanes ? TWidth.Load(source) : TWidth.LoadTail(source, count);
+
+    /// <summary>Stores the first <paramref name="count"/> lanes (all of them when count is Lanes).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store<TWidth, TFloat, TDouble>(TFloat value, float* destination, int count) where TWidth : IWidth<TFloat, TDouble>
     {
-        var v = Vector512<float>.Zero;
-        Buffer.MemoryCopy(source, &v, sizeof(Vector512<float>), count * sizeof(float));
-        return v;
+        if (count == TWidth.Lanes) TWidth.Store(value, destination);
+        else TWidth.StoreTail(value, destination, count);
     }
 
-    /// <summary>Stores the first <paramref name="count"/> (&lt; 16) lanes of <paramref name="value"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void StoreTail(float* destination, Vector512<float> value, int count) =>
-        Buffer.MemoryCopy(&value, destination, count * sizeof(float), count * sizeof(float));
-
-    private struct ChunkJob<TKernel>(TKernel kernel, long length) : IParallelJob where TKernel : struct, IRangeKernel
+    /// <summary>Picks the width once per item; the branch is a JIT-time constant.</summary>
+    private struct WidthDispatch<TJob>(TJob job) : IParallelJob where TJob : struct, IVectorJob
     {
-        private TKernel _kernel = kernel;
+        private TJob _job = job;
 
         public void Execute(int index)
         {
+            if (Vector512.IsHardwareAccelerated) _job.Execute<Width512, Vector512<float>, Vector512<double>>(index);
+            else _job.Execute<Width256, Vector256<float>, Vector256<double>>(index);
+        }
+    }
+
+    private struct ChunkJob<TKernel>(TKernel kernel, long length) : IVectorJob where TKernel : struct, IRangeKernel
+    {
+        private TKernel _kernel = kernel;
+
+        public void Execute<TWidth, TFloat, TDouble>(int index) where TWidth : IWidth<TFloat, TDouble>
+        {
             long start = (long)index * ChunkLength;
-            _kernel.Run(start, (int)Math.Min(ChunkLength, length - start));
+            _kernel.Run<TWidth, TFloat, TDouble>(start, (int)Math.Min(ChunkLength, length - start));
         }
     }
 
@@ -110,15 +126,17 @@ internal static unsafe class ElementWise
     {
         private TOperator _op = op;
 
-        public void Run(long start, int length)
+        public void Run<TWidth, TFloat, TDouble>(long start, int length) where TWidth : IWidth<TFloat, TDouble>
         {
             float* x = input + start, y = output + start;
             int i = 0;
-            for (; i <= length - Lanes; i += Lanes)
-                _op.Invoke(Vector512.Load(x + i)).Store(y + i);
-            if (i < length)
-                StoreTail(y + i, _op.Invoke(LoadTail(x + i, length - i)), length - i);
+            for (; i <= length - TWidth.Lanes; i += TWidth.Lanes) Step<TWidth, TFloat, TDouble>(x + i, y + i, TWidth.Lanes);
+            if (i < length) Step<TWidth, TFloat, TDouble>(x + i, y + i, length - i);
         }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void Step<TWidth, TFloat, TDouble>(float* x, float* y, int n) where TWidth : IWidth<TFloat, TDouble> =>
+            Store<TWidth, TFloat, TDouble>(_op.Invoke<TWidth, TFloat, TDouble>(Load<TWidth, TFloat, TDouble>(x, n)), y, n);
     }
 
     private struct AccumulateKernel<TOperator>(float* accumulator, float* x, float* y, TOperator op) : IRangeKernel
@@ -126,17 +144,20 @@ internal static unsafe class ElementWise
     {
         private TOperator _op = op;
 
-        public void Run(long start, int length)
+        public void Run<TWidth, TFloat, TDouble>(long start, int length) where TWidth : IWidth<TFloat, TDouble>
         {
             float* a = accumulator + start, u = x + start, v = y + start;
             int i = 0;
-            for (; i <= length - Lanes; i += Lanes)
-                (Vector512.Load(a + i) + _op.Invoke(Vector512.Load(u + i), Vector512.Load(v + i))).Store(a + i);
-            if (i < length)
-            {
-                int n = length - i;
-                StoreTail(a + i, LoadTail(a + i, n) + _op.Invoke(LoadTail(u + i, n), LoadTail(v + i, n)), n);
-            }
+            for (; i <= length - TWidth.Lanes; i += TWidth.Lanes) Step<TWidth, TFloat, TDouble>(a + i, u + i, v + i, TWidth.Lanes);
+            if (i < length) Step<TWidth, TFloat, TDouble>(a + i, u + i, v + i, length - i);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void Step<TWidth, TFloat, TDouble>(float* a, float* u, float* v, int n) where TWidth : IWidth<TFloat, TDouble>
+        {
+            var sum = TWidth.Add(Load<TWidth, TFloat, TDouble>(a, n),
+                _op.Invoke<TWidth, TFloat, TDouble>(Load<TWidth, TFloat, TDouble>(u, n), Load<TWidth, TFloat, TDouble>(v, n)));
+            Store<TWidth, TFloat, TDouble>(sum, a, n);
         }
     }
 }

@@ -1,12 +1,11 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
 
 namespace DeepScaleLM.Native.Cpu;
 
-/// <summary>Float32 transcendental functions on vectors, where the runtime's own are not accurate enough.</summary>
+/// <summary>Transcendental functions on vectors of any <see cref="IWidth{TFloat, TDouble}"/>, where the runtime's own are not accurate enough.</summary>
 internal static class VectorMath
 {
-    // ln(x) of the largest float, and of the smallest normal float.
+    // ln of the largest float, and of the smallest normal float.
     private const float Highest = 88.7228390f, Lowest = -87.3365448f;
 
     /// <summary>
@@ -16,28 +15,22 @@ internal static class VectorMath
     /// error on a softmax loss of 1e-6). Results below the normal range flush to 0, above it become infinity.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Exp(Vector512<float> x)
+    public static TFloat Exp<TWidth, TFloat, TDouble>(TFloat x) where TWidth : IWidth<TFloat, TDouble>
     {
-        var n = Vector512.Round(x * Vector512.Create(1.44269504088896341f));
-        var r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-0.693359375f), x);
-        r = Vector512.FusedMultiplyAdd(n, Vector512.Create(2.12194440e-4f), r);
-        var p = Vector512.Create(1.9875691500e-4f);
-        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1.3981999507e-3f));
-        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(8.3334519073e-3f));
-        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(4.1665795894e-2f));
-        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1.6666665459e-1f));
-        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(5.0000001201e-1f));
-        p = Vector512.FusedMultiplyAdd(p, r * r, r) + Vector512<float>.One;
-        // Inside the range n lies in [-126, 128], and 2^128 is not a float: scale by 2^(n/2) and 2^(n - n/2),
-        // both normal, each multiplication exact.
-        var k = Vector512.ConvertToInt32(n);
-        var half = Vector512.ShiftRightArithmetic(k, 1);
-        var result = p * Power(half) * Power(k - half);
-        result = Vector512.ConditionalSelect(Vector512.GreaterThan(x, Vector512.Create(Highest)), Vector512.Create(float.PositiveInfinity), result);
-        return Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512.Create(Lowest)), Vector512<float>.Zero, result);
+        var n = TWidth.Round(TWidth.Multiply(x, TWidth.Broadcast(1.44269504088896341f)));
+        var r = TWidth.Fma(n, TWidth.Broadcast(-0.693359375f), x);
+        r = TWidth.Fma(n, TWidth.Broadcast(2.12194440e-4f), r);
+        var p = TWidth.Broadcast(1.9875691500e-4f);
+        p = TWidth.Fma(p, r, TWidth.Broadcast(1.3981999507e-3f));
+        p = TWidth.Fma(p, r, TWidth.Broadcast(8.3334519073e-3f));
+        p = TWidth.Fma(p, r, TWidth.Broadcast(4.1665795894e-2f));
+        p = TWidth.Fma(p, r, TWidth.Broadcast(1.6666665459e-1f));
+        p = TWidth.Fma(p, r, TWidth.Broadcast(5.0000001201e-1f));
+        p = TWidth.Add(TWidth.Fma(p, TWidth.Multiply(r, r), r), TWidth.Broadcast(1f));
+        // Inside the range n lies in [-126, 128] (2^128 is no float, hence the two-step scaling); lanes outside
+        // it are replaced below.
+        var result = TWidth.ScaleByPowerOf2(p, n);
+        result = TWidth.Select(TWidth.GreaterThan(x, TWidth.Broadcast(Highest)), TWidth.Broadcast(float.PositiveInfinity), result);
+        return TWidth.Select(TWidth.LessThan(x, TWidth.Broadcast(Lowest)), TWidth.Broadcast(0f), result);
     }
-
-    /// <summary>2^k for k in [-126, 127], built in the exponent field.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Power(Vector512<int> k) => ((k + Vector512.Create(127)) << 23).AsSingle();
 }
