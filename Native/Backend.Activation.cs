@@ -48,7 +48,7 @@ public abstract partial class Backend
     /// </summary>
     private static void InPlaceOrDisjoint(Tensor output, string outputName, Tensor input, string inputName)
     {
-        if (ReferenceEquals(output.Storage, input.Storage) && output.Offset == input.Offset && output.DType == input.DType) return;
+        if (ReferenceEquals(output.Storage, input.Storage) && output.Offset == input.Offset) return;
         Check.Disjoint(output, outputName, input, inputName);
     }
 }
