@@ -6,6 +6,10 @@ public abstract partial class Backend
     /// <exception cref="ArgumentException">The tensor is not rank 3 or is empty.</exception>
     public MomentStatistics Moments(Tensor activations)
     {
+        Check.Operand(this, activations, nameof(activations));
+        Check.Rank(activations, nameof(activations), 3, 3);
+        if (activations.ElementCount == 0)
+            throw new ArgumentException($"operand '{nameof(activations)}' has shape {activations.Shape}, which holds no elements to measure", nameof(activations));
         return MomentsCore(activations);
     }
 

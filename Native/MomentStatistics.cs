@@ -8,5 +8,6 @@ namespace DeepScaleLM.Native;
 /// </summary>
 /// <param name="Mean">Mean of all elements.</param>
 /// <param name="Variance">Variance of all elements (population, divided by the element count).</param>
-/// <param name="Correlation">Mean off-diagonal token covariance / mean token variance; 0 with a single token.</param>
+/// <param name="Correlation">Mean off-diagonal token covariance / mean token variance; 0 where that is 0/0 (a single
+/// token, or no token varying over its samples).</param>
 public readonly record struct MomentStatistics(double Mean, double Variance, double Correlation);

@@ -1,4 +1,6 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace DeepScaleLM.Native;
 
@@ -56,4 +58,70 @@ public static class Philox
                 destination[o] = ToUniform(w switch { 0 => x0, 1 => x1, 2 => x2, _ => x3 });
         }
     }
+
+    /// <summary>
+    /// The words of the 32 elements [4 * firstBlock, 4 * firstBlock + 32) of stream (seed, offset), in element
+    /// order: the same values as <see cref="Word"/>, eight blocks at a time.
+    /// </summary>
+    /// <remarks>
+    /// With AVX-512 each 64-bit lane runs one block: VPMULUDQ multiplies the low 32 bits of each lane into the full
+    /// 64-bit product, so the high half holds mulhi and the low half mullo. Only low halves are ever read (by the
+    /// multiplies and the final gather), so the garbage XOR leaves in the high halves is never masked off. Without
+    /// AVX-512 the blocks run one by one through <see cref="Block"/>.
+    /// </remarks>
+    internal static (Vector512<uint> First, Vector512<uint> Second) Words32(ulong seed, ulong offset, ulong firstBlock)
+    {
+        if (!Avx512F.IsSupported) return Words32Scalar(seed, offset, firstBlock);
+
+        var block = Vector512.Create(firstBlock) + Vector512.Create(0ul, 1, 2, 3, 4, 5, 6, 7);
+        Vector512<ulong> c0 = block, c1 = Vector512.ShiftRightLogical(block, 32);
+        Vector512<ulong> c2 = Vector512.Create((ulong)(uint)offset), c3 = Vector512.Create(offset >> 32);
+        var m0 = Vector512.Create((ulong)M0).AsUInt32();
+        var m1 = Vector512.Create((ulong)M1).AsUInt32();
+        uint k0 = (uint)seed, k1 = (uint)(seed >> 32);
+        for (int round = 0; round < 10; round++)
+        {
+            if (round > 0) { k0 += W0; k1 += W1; }
+            var p0 = Avx512F.Multiply(c0.AsUInt32(), m0);
+            var p1 = Avx512F.Multiply(c2.AsUInt32(), m1);
+            c0 = Vector512.ShiftRightLogical(p1, 32) ^ c1 ^ Vector512.Create((ulong)k0);
+            c1 = p1;
+            c2 = Vector512.ShiftRightLogical(p0, 32) ^ c3 ^ Vector512.Create((ulong)k1);
+            c3 = p0;
+        }
+        // Low halves of (c0, c1) interleaved: [b0w0, b0w1, b1w0, b1w1, ...]; likewise (c2, c3) for words 2 and 3.
+        var pairs = Vector512.Create(0u, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+        var words01 = Avx512F.PermuteVar16x32x2(c0.AsUInt32(), pairs, c1.AsUInt32()).AsUInt64();
+        var words23 = Avx512F.PermuteVar16x32x2(c2.AsUInt32(), pairs, c3.AsUInt32()).AsUInt64();
+        // Then alternate the pairs: block b's words 0..3 become elements 4b..4b+3.
+        var first = Avx512F.PermuteVar8x64x2(words01, Vector512.Create(0ul, 8, 1, 9, 2, 10, 3, 11), words23);
+        var second = Avx512F.PermuteVar8x64x2(words01, Vector512.Create(4ul, 12, 5, 13, 6, 14, 7, 15), words23);
+        return (first.AsUInt32(), second.AsUInt32());
+    }
+
+    private static (Vector512<uint> First, Vector512<uint> Second) Words32Scalar(ulong seed, ulong offset, ulong firstBlock)
+    {
+        Span<uint> words = stackalloc uint[32];
+        Words(words, seed, offset, firstBlock);
+        return (Vector512.Create<uint>(words), Vector512.Create<uint>(words[16..]));
+    }
+
+    /// <summary>Fills <paramref name="destination"/> (a multiple of 4 long) with the words of consecutive blocks from <paramref name="firstBlock"/>, one block at a time.</summary>
+    internal static void Words(Span<uint> destination, ulong seed, ulong offset, ulong firstBlock)
+    {
+        for (int b = 0; b < destination.Length / 4; b++)
+        {
+            ulong blockIndex = firstBlock + (ulong)b;
+            (destination[4 * b], destination[4 * b + 1], destination[4 * b + 2], destination[4 * b + 3]) =
+                Block((uint)blockIndex, (uint)(blockIndex >> 32), (uint)offset, (uint)(offset >> 32), (uint)seed, (uint)(seed >> 32));
+        }
+    }
+
+    /// <summary>
+    /// The keep threshold of dropout on raw words: <c>ToUniform(word) &gt;= probability</c> exactly when
+    /// <c>word &gt;= KeepThreshold(probability)</c>. ToUniform is the integer word &gt;&gt; 8 times 2^-24 and
+    /// probability * 2^24 is exact in float, so the test is (word &gt;&gt; 8) &gt;= ceil(probability * 2^24), i.e.
+    /// word &gt;= ceil(probability * 2^24) * 256; for probability in [0, 1) that is at most 2^32 - 256.
+    /// </summary>
+    internal static uint KeepThreshold(float probability) => (uint)MathF.Ceiling(probability * 16777216f) << 8;
 }
