@@ -16,27 +16,33 @@ public sealed class CliTests
         return (code, output.ToString(), error.ToString());
     }
 
-    private static readonly DemoConfig SmallDemo = new(Layers: 2, Channels: 32, Heads: 4, Tokens: 32, Batch: 4, Steps: 40, LearningRate: 3e-3f);
+    private static readonly DemoConfig SmallDemo = new(Layers: 2, Channels: 32, Heads: 4, Tokens: 32, Batch: 4, Steps: 5);
 
     [Fact]
-    public void DemoLearnsTheEmbeddedText()
+    public void DemoLearnsMoreThanTheByteFrequencies()
     {
         using var backend = new CpuBackend();
-        var result = DemoRun.Run(backend, SmallDemo, TextWriter.Null);
-        // A uniform guess over 256 bytes costs ln 256 = 5.545 nats; the first step starts near it, and 40 AdamW
-        // steps on a 1.9 kB text must learn at least the byte frequencies (unigram entropy of English ~ 3 nats).
-        Assert.InRange(result.Losses[0], 4.5, 6.5);
+        var result = DemoRun.Run(backend, new DemoConfig(), TextWriter.Null);
+        // A uniform guess over 256 bytes costs ln 256 = 5.545 nats, and the init starts near it. A model that only
+        // learned the byte frequencies would sit at the text's unigram entropy; the default demo must go below it
+        // within its 60 steps, i.e. use the context through attention.
+        var tokens = DemoText.Tokens();
+        double unigramEntropy = tokens.GroupBy(t => t).Sum(g =>
+        {
+            double p = (double)g.Count() / tokens.Length;
+            return -p * Math.Log(p);
+        });
+        Assert.InRange(result.Losses[0], 5.0, 6.5);
         double lastFive = result.Losses[^5..].Average();
-        Assert.True(lastFive < 3.4, $"loss after 40 steps {lastFive:F3} (from {result.Losses[0]:F3})");
+        Assert.True(lastFive < unigramEntropy, $"loss after {result.Losses.Length} steps {lastFive:F3} is not below the unigram entropy {unigramEntropy:F3}");
     }
 
     [Fact]
     public void DemoIsBitForBitDeterministic()
     {
         using var backend = new CpuBackend();
-        var config = SmallDemo with { Steps = 5 };
-        var first = DemoRun.Run(backend, config, TextWriter.Null);
-        var second = DemoRun.Run(backend, config, TextWriter.Null);
+        var first = DemoRun.Run(backend, SmallDemo, TextWriter.Null);
+        var second = DemoRun.Run(backend, SmallDemo, TextWriter.Null);
         Assert.Equal(first.Losses, second.Losses);
     }
 

@@ -59,7 +59,10 @@ internal sealed class DemoModel : IDisposable
         _logits = a.Take(rows, DemoConfig.Vocabulary);
         _dLogits = da.Take(rows, DemoConfig.Vocabulary);
         _losses = a.Take(rows);
-        _dLosses = da.Take(rows);
+        // The loss gradient is a constant 1/rows (mean over rows); it lives apart from the activation gradients,
+        // which are zeroed every step.
+        _dLosses = backend.Allocate(rows);
+        backend.Upload<float>(_dLosses, Enumerable.Repeat(1f / rows, rows).ToArray());
         _tokens = backend.Allocate(DType.Int32, config.Batch, config.Tokens);
         _targets = backend.Allocate(DType.Int32, rows);
         _lossesHost = new float[rows];
@@ -118,11 +121,6 @@ internal sealed class DemoModel : IDisposable
         int rows = _config.Batch * _config.Tokens;
         _backend.Zero(_gradients);
         _backend.Zero(_activationGrads);
-        if (_dLossesFilled != rows)
-        {
-            _backend.Upload<float>(_dLosses, Enumerable.Repeat(1f / rows, rows).ToArray());
-            _dLossesFilled = rows;
-        }
         var last = _streams[_config.Layers];
         var dLast = _dStreams[_config.Layers];
         _backend.SoftmaxCrossEntropyBackward(_dLogits, _dLosses, _logits, _targets);
@@ -155,8 +153,6 @@ internal sealed class DemoModel : IDisposable
             first.X, first.Mean, first.Rstd, _w.Blocks[0].Ln1Weight, 1f, 1f, hasBranch: false);
         _backend.EmbeddingBackward(_dw.TokenTable, _dw.PositionTable, dFirst.X, _tokens);
     }
-
-    private int _dLossesFilled;
 
     /// <summary>Clips the gradient to <paramref name="maxNorm"/> and takes one AdamW step; returns the pre-clip norm.</summary>
     public double Step(int step, float learningRate, float maxNorm)
@@ -211,7 +207,7 @@ internal sealed class DemoModel : IDisposable
 
     public void Dispose()
     {
-        foreach (var t in new[] { _parameters, _gradients, _firstMoment, _secondMoment, _activations, _activationGrads, _tokens, _targets }) t.Dispose();
+        foreach (var t in new[] { _parameters, _gradients, _firstMoment, _secondMoment, _activations, _activationGrads, _dLosses, _tokens, _targets }) t.Dispose();
     }
 
     /// <summary>Hands out consecutive views of one flat tensor.</summary>
