@@ -90,8 +90,8 @@ public abstract partial class Backend
         if (channels == 0 || channels % options.Heads != 0)
             throw new ArgumentException(
                 $"operand 'query' {query.Shape} has {channels} channels, which do not split into {options.Heads} heads of at least one channel", nameof(query));
-        CheckAttentionShape(key, nameof(key), query, key, options.Heads, batch, keyTokens, channels);
-        CheckAttentionShape(probabilities, nameof(probabilities), query, key, options.Heads, batch, options.Heads, queryTokens, keyTokens);
+        Check.Shape(key, nameof(key), [batch, keyTokens, channels], $"query {query.Shape}, key {key.Shape}, {options.Heads} heads");
+        Check.Shape(probabilities, nameof(probabilities), [batch, options.Heads, queryTokens, keyTokens], $"query {query.Shape}, key {key.Shape}, {options.Heads} heads");
         if (options.Scale is float scale) Check.Finite(scale, "options.Scale");
         if ((options.Causal || options.MixAlpha is not null) && queryTokens != keyTokens)
             throw new ArgumentException(
@@ -111,14 +111,7 @@ public abstract partial class Backend
     {
         if (tensor is null) return;
         Check.Operand(this, tensor, name);
-        CheckAttentionShape(tensor, name, query, key, heads, expected);
-    }
-
-    /// <summary>Like <see cref="Check.Shape"/>, but the context string is built only on failure, so a valid call allocates nothing.</summary>
-    private static void CheckAttentionShape(Tensor tensor, string name, Tensor query, Tensor key, int heads, params ReadOnlySpan<int> expected)
-    {
-        if (!tensor.Shape.Dimensions.SequenceEqual(expected))
-            Check.Shape(tensor, name, $"query {query.Shape}, key {key.Shape}, {heads} heads", expected);
+        Check.Shape(tensor, name, expected, $"query {query.Shape}, key {key.Shape}, {heads} heads");
     }
 
     /// <summary>A gradient: shaped like what it differentiates and disjoint from everything the backward reads.</summary>

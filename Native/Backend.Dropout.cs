@@ -38,5 +38,5 @@ public abstract partial class Backend
 
     // [0, 1): the largest float below 1 is the top of the closed range Check.InRange takes (1 would divide by zero).
     private static void CheckDropProbability(float probability, string name) =>
-        Check.InRange(probability, name, 0f, MathF.BitDecrement(1f));
+        Check.Fraction(probability, name);
 }

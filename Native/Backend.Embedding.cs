@@ -93,8 +93,7 @@ public abstract partial class Backend
     /// </summary>
     private static void CheckShape(Tensor tensor, string name, Tensor source, string sourceName, Tensor? other, string? otherName, params ReadOnlySpan<int> expected)
     {
-        if (!tensor.Shape.Dimensions.SequenceEqual(expected))
-            Check.Shape(tensor, name, Context(source, sourceName, other, otherName), expected);
+        Check.Shape(tensor, name, expected, $"{Context(source, sourceName, other, otherName)}");
     }
 
     private static string Context(Tensor source, string sourceName, Tensor? other, string? otherName) =>

@@ -166,17 +166,16 @@ public abstract partial class Backend
     {
         Check.Operand(this, mean, meanName);
         Check.Operand(this, rstd, rstdName);
-        if (mean.Rank != 1 || mean.Shape[0] != rows) Check.Shape(mean, meanName, $"one per row of {inputName} {input.Shape}", rows);
-        if (rstd.Rank != 1 || rstd.Shape[0] != rows) Check.Shape(rstd, rstdName, $"one per row of {inputName} {input.Shape}", rows);
+        Check.Shape(mean, meanName, [rows], $"one per row of {inputName} {input.Shape}");
+        Check.Shape(rstd, rstdName, [rows], $"one per row of {inputName} {input.Shape}");
     }
 
-    /// <summary>An optional [channels] vector; the context string is built only on failure, so valid calls allocate nothing.</summary>
+    /// <summary>An optional [channels] vector.</summary>
     private void CheckChannelVector(Tensor? vector, string name, Tensor input, string inputName)
     {
         if (vector is null) return;
         Check.Operand(this, vector, name);
-        if (vector.Rank != 1 || vector.Shape[0] != input.Shape[-1])
-            Check.Shape(vector, name, $"one per channel of {inputName} {input.Shape}", input.Shape[-1]);
+        Check.Shape(vector, name, [input.Shape[-1]], $"one per channel of {inputName} {input.Shape}");
     }
 
     private void CheckSameShapeOptional(Tensor? tensor, string name, Tensor reference, string referenceName)

@@ -148,6 +148,6 @@ internal readonly struct MatMulShape
     /// <summary>The tensor has exactly the dimensions <paramref name="expected"/>.</summary>
     public void Require(Tensor tensor, string name, params ReadOnlySpan<int> expected)
     {
-        if (!tensor.Shape.Dimensions.SequenceEqual(expected)) Check.Shape(tensor, name, Context, expected);
+        Check.Shape(tensor, name, expected, $"{Context}");
     }
 }

@@ -33,8 +33,8 @@ public abstract partial class Backend
         Check.Disjoint(firstMoment, nameof(firstMoment), secondMoment, nameof(secondMoment));
         Check.InRange(options.LearningRate, $"{nameof(options)}.{nameof(options.LearningRate)}", 0f, float.MaxValue);
         // A beta of 1 would make the bias correction 1 - beta^t zero.
-        Check.InRange(options.Beta1, $"{nameof(options)}.{nameof(options.Beta1)}", 0f, MathF.BitDecrement(1f));
-        Check.InRange(options.Beta2, $"{nameof(options)}.{nameof(options.Beta2)}", 0f, MathF.BitDecrement(1f));
+        Check.Fraction(options.Beta1, $"{nameof(options)}.{nameof(options.Beta1)}");
+        Check.Fraction(options.Beta2, $"{nameof(options)}.{nameof(options.Beta2)}");
         Check.InRange(options.Epsilon, $"{nameof(options)}.{nameof(options.Epsilon)}", 0f, float.MaxValue);
         Check.InRange(options.WeightDecay, $"{nameof(options)}.{nameof(options.WeightDecay)}", 0f, float.MaxValue);
         Check.Positive(step, nameof(step));

@@ -1,4 +1,5 @@
-using DeepScaleLM.Native.Cpu;
+using System.Globalization;
+using System.Runtime.CompilerServices;
 
 namespace DeepScaleLM.Native;
 
@@ -28,16 +29,17 @@ internal static class Check
         if (tensor is not null) Operand(backend, tensor, name, dtype);
     }
 
-    /// <summary>The tensor has exactly the shape <paramref name="expected"/>.</summary>
-    /// <param name="tensor">The operand.</param>
-    /// <param name="name">Its parameter name.</param>
-    /// <param name="context">The other operands' shapes, for the message (e.g. "a [2, 3], b [3, 4]").</param>
-    /// <param name="expected">The required dimensions.</param>
-    public static void Shape(Tensor tensor, string name, string context, params ReadOnlySpan<int> expected)
+    /// <summary>
+    /// The tensor has exactly the shape <paramref name="expected"/>. The context (the other operands' shapes, e.g.
+    /// <c>$"a {a.Shape}, b {b.Shape}"</c>) is an interpolated string that is formatted only when the shapes differ,
+    /// so a valid call allocates nothing.
+    /// </summary>
+    public static void Shape(Tensor tensor, string name, ReadOnlySpan<int> expected,
+        [InterpolatedStringHandlerArgument(nameof(tensor), nameof(expected))] ref ShapeMismatchContext context)
     {
-        if (!tensor.Shape.Dimensions.SequenceEqual(expected))
+        if (context.IsMismatch)
             throw new ArgumentException(
-                $"operand '{name}' has shape {tensor.Shape} but {TensorShape.Format(expected)} is required ({context})", name);
+                $"operand '{name}' has shape {tensor.Shape} but {TensorShape.Format(expected)} is required ({context.ToStringAndClear()})", name);
     }
 
     /// <summary>The tensor has the same shape as <paramref name="reference"/>.</summary>
@@ -70,6 +72,13 @@ internal static class Check
             throw new ArgumentException($"'{name}' must lie in [{min}, {max}] but is {value}", name);
     }
 
+    /// <summary>The value lies in [0, 1) (a probability that must leave something, a decay rate); NaN fails.</summary>
+    public static void Fraction(float value, string name)
+    {
+        if (!(value >= 0f && value < 1f))
+            throw new ArgumentException($"'{name}' must lie in [0, 1) but is {value}", name);
+    }
+
     /// <summary>The count is positive.</summary>
     public static void Positive(int value, string name)
     {
@@ -87,4 +96,29 @@ internal static class Check
         if (aStart < bEnd && bStart < aEnd && a.ElementCount > 0 && b.ElementCount > 0)
             throw new ArgumentException($"operand '{aName}' {a.Shape} overlaps '{bName}' {b.Shape} in memory", aName);
     }
+}
+
+/// <summary>
+/// The context of a <see cref="Check.Shape"/> message: an interpolated-string handler that compares the shapes
+/// first and formats its holes only when they differ.
+/// </summary>
+[InterpolatedStringHandler]
+internal ref struct ShapeMismatchContext
+{
+    private DefaultInterpolatedStringHandler _message;
+
+    public ShapeMismatchContext(int literalLength, int formattedCount, Tensor tensor, ReadOnlySpan<int> expected, out bool isMismatch)
+    {
+        IsMismatch = isMismatch = !tensor.Shape.Dimensions.SequenceEqual(expected);
+        _message = isMismatch ? new DefaultInterpolatedStringHandler(literalLength, formattedCount, CultureInfo.InvariantCulture) : default;
+    }
+
+    /// <summary>Whether the shapes differ (and the message was built).</summary>
+    public bool IsMismatch { get; }
+
+    public void AppendLiteral(string value) => _message.AppendLiteral(value);
+
+    public void AppendFormatted<T>(T value) => _message.AppendFormatted(value);
+
+    public string ToStringAndClear() => _message.ToStringAndClear();
 }

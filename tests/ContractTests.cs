@@ -49,6 +49,30 @@ public sealed class ContractTests
         Assert.Throws<ArgumentException>(() => backend.Zero(view));
     }
 
+    [Fact]
+    public void ShapeCheckFormatsItsContextOnlyOnMismatch()
+    {
+        using var backend = new CpuBackend();
+        using var t = backend.Allocate(2, 3);
+        int formatted = 0;
+        string Context() { formatted++; return "a [2, 3]"; }
+        Check.Shape(t, "t", [2, 3], $"{Context()}");
+        Assert.Equal(0, formatted);
+        var ex = Assert.Throws<ArgumentException>(() => Check.Shape(t, "t", [3, 2], $"{Context()}"));
+        Assert.Equal(1, formatted);
+        Assert.StartsWith("operand 't' has shape [2, 3] but [3, 2] is required (a [2, 3])", ex.Message);
+        Assert.Equal("t", ex.ParamName);
+    }
+
+    [Fact]
+    public void FractionRejectsOneAndNaN()
+    {
+        Check.Fraction(0f, "p");
+        Check.Fraction(0.999f, "p");
+        Assert.Contains("'p' must lie in [0, 1) but is 1", Assert.Throws<ArgumentException>(() => Check.Fraction(1f, "p")).Message);
+        Assert.Throws<ArgumentException>(() => Check.Fraction(float.NaN, "p"));
+    }
+
     [Theory]
     [InlineData("cpu", DeviceKind.Cpu, 0)]
     [InlineData("cuda", DeviceKind.Cuda, 0)]
