@@ -228,8 +228,8 @@ public sealed class ActivationTests
         using var g = backend.Allocate(n);
         foreach (var f in new[] { ActivationFunction.Relu, ActivationFunction.GeluErf, ActivationFunction.GeluTanh, ActivationFunction.ScaledLeakyRelu(0.2f) })
         {
-            Assert.Equal(0, Allocation.OfWarmCall(() => backend.Activation(y, x, f)));
-            Assert.Equal(0, Allocation.OfWarmCall(() => backend.ActivationBackward(g, y, x, f)));
+            Allocations.AssertWarmCallAllocatesNothing(() => backend.Activation(y, x, f));
+            Allocations.AssertWarmCallAllocatesNothing(() => backend.ActivationBackward(g, y, x, f));
         }
     }
 

@@ -168,16 +168,8 @@ public sealed class AttentionTests
     public void EspaBiasAndRescaleReproduceTheAttentionMatrixA1()
     {
         // spa-theory.md 2.4: A_1 for T = 6, L = 4, gamma_L = 0.005 (lower triangle, rounded to 5 digits in the doc).
-        double[][] a1 =
-        [
-            [1.00000],
-            [0.82714, 0.56199],
-            [0.68417, 0.46485, 0.56199],
-            [0.56590, 0.38450, 0.46485, 0.56199],
-            [0.46808, 0.31803, 0.38450, 0.46485, 0.56199],
-            [0.38717, 0.26306, 0.31803, 0.38450, 0.46485, 0.56199],
-        ];
-        double[] d1 = [1, 1.389134, 1.711004, 1.977237, 2.197449, 2.379597];
+        var a1 = SpaCheckValues.A1Rows;
+        var d1 = SpaCheckValues.D1;
         const int t = 6;
         // B = log(row-normalised A_1), -inf above the diagonal; D = row sums (spa-theory 2.1).
         var bias = new double[t * t];

@@ -167,8 +167,8 @@ public sealed class EmbeddingTests
         using var table = backend.Allocate(100, 128);
         using var positions = backend.Allocate(512, 128);
         using var output = backend.Allocate(8, 512, 128);
-        Assert.Equal(0, Allocation.OfWarmCall(() => backend.Embedding(output, tokens, table, positions)));
-        Assert.Equal(0, Allocation.OfWarmCall(() => backend.EmbeddingBackward(table, positions, output, tokens)));
+        Allocations.AssertWarmCallAllocatesNothing(() => backend.Embedding(output, tokens, table, positions));
+        Allocations.AssertWarmCallAllocatesNothing(() => backend.EmbeddingBackward(table, positions, output, tokens));
     }
 
     /// <summary>The random tensors of one case: ids, token table and (when ExtraPositions &gt;= 0) a position table.</summary>

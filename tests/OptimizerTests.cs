@@ -185,9 +185,9 @@ public sealed class OptimizerTests
         using var g = TestData.Tensor(backend, TestData.Normal(2, n), n);
         using var m = backend.Allocate(n);
         using var v = backend.Allocate(n);
-        Assert.Equal(0, Allocation.OfWarmCall(() => backend.AdamW(p, g, m, v, Options, 3)));
-        Assert.Equal(0, Allocation.OfWarmCall(() => backend.ClipByGlobalNorm(1e9f, g, m)));
-        Assert.Equal(0, Allocation.OfWarmCall(() => backend.Scale(g, 1f)));
+        Allocations.AssertWarmCallAllocatesNothing(() => backend.AdamW(p, g, m, v, Options, 3));
+        Allocations.AssertWarmCallAllocatesNothing(() => backend.ClipByGlobalNorm(1e9f, g, m));
+        Allocations.AssertWarmCallAllocatesNothing(() => backend.Scale(g, 1f));
     }
 
     /// <summary>One AdamW step in float64, in place on the arrays.</summary>

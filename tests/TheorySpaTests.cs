@@ -1,3 +1,4 @@
+using DeepScaleLM.Tests.Support;
 using DeepScaleLM.Theory.Components;
 using DeepScaleLM.Theory.Schemes;
 
@@ -24,15 +25,7 @@ public sealed class TheoryESpaTests
     [Fact]
     public void FirstLayerAttentionMatchesAllRows()
     {
-        double[][] rows =
-        [
-            [1.00000],
-            [0.82714, 0.56199],
-            [0.68417, 0.46485, 0.56199],
-            [0.56590, 0.38450, 0.46485, 0.56199],
-            [0.46808, 0.31803, 0.38450, 0.46485, 0.56199],
-            [0.38717, 0.26306, 0.31803, 0.38450, 0.46485, 0.56199],
-        ];
+        var rows = SpaCheckValues.A1Rows;
         for (int i = 0; i < 6; i++)
             for (int j = 0; j < 6; j++)
                 Assert.InRange(Math.Abs(Causal[0].Attention[i, j] - (j <= i ? rows[i][j] : 0)), 0, 1e-5);
@@ -43,7 +36,7 @@ public sealed class TheoryESpaTests
     {
         AssertRow([0.39223, 0.05841, 0.06156, 0.06488, 0.06838, 0.56199], Causal[1].Attention, 5);
         AssertRow([0.43319, 0.00603, 0.00606, 0.00609, 0.00612, 0.56199], Causal[3].Attention, 5);
-        AssertClose([1, 1.389134, 1.711004, 1.977237, 2.197449, 2.379597], Causal[0].Rescale);
+        AssertClose(SpaCheckValues.D1, Causal[0].Rescale);
         AssertClose([1, 1.045958, 1.089564, 1.130938, 1.170194, 1.207441], Causal[1].Rescale);
         AssertClose([1, 1.003936, 1.007852, 1.011749, 1.015626, 1.019484], Causal[3].Rescale);
     }
