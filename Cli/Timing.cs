@@ -20,7 +20,8 @@ internal readonly record struct Timing(double MedianSeconds, double BestSeconds,
         {
             long start = Stopwatch.GetTimestamp();
             work();
-            seconds[i] = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            // A run shorter than the timer's resolution counts as one tick, so rates stay finite (a lower bound).
+            seconds[i] = Math.Max(Stopwatch.GetTimestamp() - start, 1) / (double)Stopwatch.Frequency;
         }
         Array.Sort(seconds);
         double median = runs % 2 == 1 ? seconds[runs / 2] : 0.5 * (seconds[runs / 2 - 1] + seconds[runs / 2]);
