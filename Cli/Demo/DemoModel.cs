@@ -1,4 +1,6 @@
 using DeepScaleLM.Native;
+using DeepScaleLM.Theory;
+using DeepScaleLM.Theory.Schemes;
 
 namespace DeepScaleLM.Cli.Demo;
 
@@ -6,13 +8,14 @@ namespace DeepScaleLM.Cli.Demo;
 /// A small Pre-LN causal transformer written directly against the op contract, llm.c style: parameters,
 /// gradients, AdamW moments and activations each live in one flat allocation, and forward/backward call one
 /// fused op per step of the block. It exercises every op of the contract end to end until the Layers
-/// project brings the real models. Residuals use DSLM's scaling out = lam*x + beta*f with beta^2 = 2/N
-/// (N = blocks) and lam^2 + beta^2 = 1 (dslm-theory.md 4.2); init follows the simplified DSLM stds (4.1, 4.4).
+/// project brings the real models. Init and residual scaling come from Theory's DSLM plan (<see cref="DslmInit"/>:
+/// the official stds and V/O recursion of dslm-theory.md 4.1, out = lam*x + beta*f with lam^2 + beta^2 = 1).
 /// </summary>
 internal sealed class DemoModel : IDisposable
 {
     private readonly Backend _backend;
     private readonly DemoConfig _config;
+    private readonly InitPlan _plan;
     private readonly float _lambda, _beta, _logitScale;
     private readonly AttentionOptions _attention;
 
@@ -30,11 +33,11 @@ internal sealed class DemoModel : IDisposable
         _backend = backend;
         _config = config;
         int layers = config.Layers, d = config.Channels, rows = config.Batch * config.Tokens;
-        _beta = MathF.Sqrt(Math.Min(1f, 2f / layers));
-        _lambda = MathF.Sqrt(1f - _beta * _beta);
+        _plan = DslmInit.Plan(new TransformerShape(layers, d, config.Heads, config.Tokens, config.Dropout));
+        _lambda = (float)_plan.Residual.Skip;
+        _beta = (float)_plan.Residual.Branch;
         // DSLM pre-scales the final hidden state so tied-embedding logits have unit variance (dslm-theory.md 4.1).
-        float embeddingVariance = (1f - config.Dropout) / 2f;
-        _logitScale = 1f / MathF.Sqrt(d * embeddingVariance);
+        _logitScale = (float)_plan.LogitScale;
         _attention = new AttentionOptions { Heads = config.Heads, Causal = true };
 
         long parameterCount = Weights.Count(config);
@@ -174,32 +177,29 @@ internal sealed class DemoModel : IDisposable
 
     private void Initialize(Random random)
     {
-        int d = _config.Channels;
-        float p = _config.Dropout;
-        // Simplified DSLM stds (dslm-theory.md 4.1/4.4): two embedding tables of variance (1-p)/2 sum to 1-p;
-        // Q/K 1/sqrt(d); V/O and FFN sqrt(sqrt((1-p)/2)/d); biases 0; layer norms gamma 1, beta 0.
-        Fill(_w.TokenTable, random, MathF.Sqrt((1 - p) / 2));
-        Fill(_w.PositionTable, random, MathF.Sqrt((1 - p) / 2));
-        float qk = MathF.Sqrt(1f / d), vo = MathF.Sqrt(MathF.Sqrt((1 - p) / 2) / d);
-        foreach (var block in _w.Blocks)
+        // Every std from the DSLM plan; biases 0; layer norms gamma 1, beta 0.
+        Fill(_w.TokenTable, random, _plan.EmbeddingStd);
+        Fill(_w.PositionTable, random, _plan.EmbeddingStd);
+        for (int l = 0; l < _w.Blocks.Length; l++)
         {
-            Fill(block.Query, random, qk);
-            Fill(block.Key, random, qk);
-            Fill(block.Value, random, vo);
-            Fill(block.Output, random, vo);
-            Fill(block.FeedForwardIn, random, vo);
-            Fill(block.FeedForwardOut, random, vo);
+            var block = _w.Blocks[l];
+            Fill(block.Query, random, _plan.QueryKeyStd);
+            Fill(block.Key, random, _plan.QueryKeyStd);
+            Fill(block.Value, random, _plan.ValueStd[l]);
+            Fill(block.Output, random, _plan.OutputStd[l]);
+            Fill(block.FeedForwardIn, random, _plan.FeedForwardInputStd);
+            Fill(block.FeedForwardOut, random, _plan.FeedForwardOutputStd);
             Ones(block.Ln1Weight);
             Ones(block.Ln2Weight);
         }
         Ones(_w.FinalNormWeight);
     }
 
-    private void Fill(Tensor tensor, Random random, float std)
+    private void Fill(Tensor tensor, Random random, double std)
     {
         var values = new float[tensor.ElementCount];
         for (int i = 0; i < values.Length; i++)
-            values[i] = std * (float)(Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble()));
+            values[i] = (float)(std * Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble()));
         _backend.Upload<float>(tensor, values);
     }
 
