@@ -20,6 +20,7 @@ public static class CliApp
         root.Action = demo.Action;
         root.Subcommands.Add(demo);
         root.Subcommands.Add(BenchCommands.Create(output));
+        root.Subcommands.Add(TheoryCommand.Create(output));
         try
         {
             return root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
