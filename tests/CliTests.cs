@@ -8,7 +8,7 @@ namespace DeepScaleLM.Tests;
 /// <summary>The <c>dslm</c> command line end to end: the demo trains, bad input gets a clear error, benchmarks write JSON.</summary>
 public sealed class CliTests
 {
-    private static (int Code, string Output, string Error) Dslm(params string[] args)
+    internal static (int Code, string Output, string Error) Dslm(params string[] args)
     {
         var output = new StringWriter();
         var error = new StringWriter();
