@@ -116,7 +116,7 @@ public static class NativeLibraryResolver
         {
             // The driver comes with the NVIDIA kernel module, so only the user's folders are searched before
             // the dynamic loader (LD_LIBRARY_PATH, /etc/ld.so.cache, default paths).
-            var userDirectories = SearchDirectories(environment with { LdLibraryPath = null }).Take(UserDirectoryCount(environment)).ToList();
+            var userDirectories = UserDirectories(environment);
             if (TryLoadFrom(fileNames, userDirectories, failures) is { } userHandle and not 0) return userHandle;
             try
             {
@@ -184,11 +184,11 @@ public static class NativeLibraryResolver
         return null;
     }
 
-    private static int UserDirectoryCount(SearchEnvironment environment)
-    {
-        int count = string.IsNullOrWhiteSpace(environment.ExplicitDirectory) ? 0 : 1;
-        return count + (environment.EnvironmentDirectories ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries).Length;
-    }
+    // The folders the user named: the one set from code, then those in DSLM_CUDA_LIBRARY_PATH.
+    private static List<string> UserDirectories(SearchEnvironment environment) =>
+        new[] { environment.ExplicitDirectory ?? "" }
+            .Concat((environment.EnvironmentDirectories ?? "").Split(':'))
+            .Where(directory => !string.IsNullOrWhiteSpace(directory)).Distinct().ToList();
 
     private static IEnumerable<string> PythonSitePackages(SearchEnvironment environment)
     {
