@@ -10,10 +10,10 @@ public sealed partial class CpuBackend
     // while staying tall enough for the packed GEMM to run at speed.
     private const int CausalBlock = 32;
 
-    // Backward workspaces, grow-only (so, like every workspace of this backend, they assume one op runs at a time
-    // on a backend). Scratch holds, per concurrently running part, dM = G V^T (overwritten by dS)
-    // [Tq, Tk] and the rescaled gradient G [Tq, headDim]. Partials hold, per (batch, head), trace(dM) and
-    // sum(dM * P), summed into the shared per-head mix gradients after the parallel loop in a fixed order.
+    // Backward workspaces, grow-only and owned by the backend (hence the lease: one op at a time per backend).
+    // Scratch holds, per concurrently running part, dM = G V^T (overwritten by dS) [Tq, Tk] and the rescaled
+    // gradient G [Tq, headDim]. Partials hold, per (batch, head), trace(dM) and sum(dM * P), summed into the shared
+    // per-head mix gradients after the parallel loop in a fixed order.
     private float[] _attentionScratch = [];
     private float[] _attentionPartials = [];
 
@@ -28,6 +28,7 @@ public sealed partial class CpuBackend
     protected override unsafe void AttentionBackwardCore(Tensor? gradQuery, Tensor? gradKey, Tensor? gradValue, Tensor? gradMixAlpha, Tensor? gradMixBeta,
         Tensor gradOutput, Tensor probabilities, Tensor query, Tensor key, Tensor value, AttentionOptions options)
     {
+        using var lease = LeaseWorkspaces(nameof(AttentionBackward));
         var heads = new AttentionHeads(probabilities, query, key, value, options);
         bool needScores = gradQuery is not null || gradKey is not null || gradMixAlpha is not null || gradMixBeta is not null;
         // Per part: dM [Tq, Tk] when scores are needed, G [Tq, headDim] when rescaled; rounded to a cache line so parts never share one.

@@ -13,7 +13,8 @@ public sealed partial class CpuBackend
     // Elements per work item of the elementwise residual ops (256 KiB of floats: long enough to amortise a job).
     private const int ElementChunk = 1 << 16;
 
-    // Backward workspace, grow-only: per row chunk, the partial gradWeight [channels] then gradBias [channels].
+    // Backward workspace, grow-only and owned by the backend (hence the lease): per row chunk, the partial
+    // gradWeight [channels] then gradBias [channels].
     private float[] _layerNormPartials = [];
 
     /// <inheritdoc/>
@@ -42,6 +43,7 @@ public sealed partial class CpuBackend
     protected override unsafe void ResidualLayerNormBackwardCore(Tensor? gradX, Tensor? gradBranch, Tensor? gradWeight, Tensor? gradBias, Tensor gradNormOutput,
         Tensor? gradResidualOutput, Tensor normInput, Tensor mean, Tensor rstd, Tensor? weight, float lambda, float beta, bool hasBranch)
     {
+        using var lease = LeaseWorkspaces(nameof(ResidualLayerNormBackward));
         var rows = new RowChunks(normInput);
         bool affine = gradWeight is not null || gradBias is not null;
         if (affine && _layerNormPartials.Length < 2L * rows.Count * rows.Channels)

@@ -1,0 +1,66 @@
+using DeepScaleLM.Native;
+using DeepScaleLM.Native.Cpu;
+using DeepScaleLM.Tests.Support;
+
+namespace DeepScaleLM.Tests;
+
+/// <summary>
+/// Misuse that must fail loudly instead of corrupting results: two threads sharing one backend's workspaces, and
+/// two gradient outputs that partly overlap (rows written by different threads would race).
+/// </summary>
+public sealed class CpuBackendMisuseTests
+{
+    /// <summary>
+    /// Layer-norm backward keeps its per-chunk gradWeight partials in a workspace of the backend. Two threads
+    /// running it on one backend must each get either the right answer or an InvalidOperationException, never a
+    /// silently mixed gradient.
+    /// </summary>
+    [Fact]
+    public void ConcurrentWorkspaceOpsThrowInsteadOfCorrupting()
+    {
+        const int rows = 512, channels = 256;
+        using var backend = new CpuBackend(1);
+        var expected = new double[2][];
+        var inputs = new (Tensor X, Tensor Grad, Tensor Mean, Tensor Rstd)[2];
+        for (int t = 0; t < 2; t++)
+        {
+            var x = TestData.Tensor(backend, TestData.RoundToSingle(TestData.Normal(10 + t, rows * channels)), rows, channels);
+            var y = backend.Allocate(rows, channels);
+            var mean = backend.Allocate(rows);
+            var rstd = backend.Allocate(rows);
+            backend.ResidualLayerNorm(null, y, mean, rstd, x, null, 1f, 0f, null, null);
+            // Different gradients per thread, so a mix-up shows.
+            var grad = TestData.Tensor(backend, TestData.RoundToSingle(TestData.Normal(20 + t, rows * channels, 1 + 3 * t)), rows, channels);
+            inputs[t] = (x, grad, mean, rstd);
+            using var gradWeight = backend.Allocate(channels);
+            backend.ResidualLayerNormBackward(null, null, gradWeight, null, grad, null, x, mean, rstd, null, 1f, 0f, hasBranch: false);
+            expected[t] = TestData.Read(backend, gradWeight);
+        }
+
+        int throws = 0, wrong = 0;
+        using var start = new Barrier(2);
+        var threads = Enumerable.Range(0, 2).Select(t => new Thread(() =>
+        {
+            var (x, grad, mean, rstd) = inputs[t];
+            using var gradWeight = backend.Allocate(channels);
+            start.SignalAndWait();
+            for (int i = 0; i < 300; i++)
+            {
+                backend.Zero(gradWeight);
+                try
+                {
+                    backend.ResidualLayerNormBackward(null, null, gradWeight, null, grad, null, x, mean, rstd, null, 1f, 0f, hasBranch: false);
+                }
+                catch (InvalidOperationException)
+                {
+                    Interlocked.Increment(ref throws);
+                    continue;
+                }
+                if (!TestData.Read(backend, gradWeight).SequenceEqual(expected[t])) Interlocked.Increment(ref wrong);
+            }
+        })).ToArray();
+        foreach (var thread in threads) thread.Start();
+        foreach (var thread in threads) thread.Join();
+        Assert.Equal(0, wrong);
+    }
+}
