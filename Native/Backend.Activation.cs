@@ -46,9 +46,6 @@ public abstract partial class Backend
     /// An element-wise op may write the very view it reads (element i only reads element i), but a partial
     /// overlap would read elements already overwritten.
     /// </summary>
-    private static void InPlaceOrDisjoint(Tensor output, string outputName, Tensor input, string inputName)
-    {
-        if (ReferenceEquals(output.Storage, input.Storage) && output.Offset == input.Offset) return;
-        Check.Disjoint(output, outputName, input, inputName);
-    }
+    private static void InPlaceOrDisjoint(Tensor output, string outputName, Tensor input, string inputName) =>
+        Check.SameViewOrDisjoint(output, outputName, input, inputName);
 }

@@ -63,4 +63,48 @@ public sealed class CpuBackendMisuseTests
         foreach (var thread in threads) thread.Join();
         Assert.Equal(0, wrong);
     }
+
+    [Fact]
+    public void LayerNormBackwardRejectsPartlyOverlappingGradients()
+    {
+        using var backend = new CpuBackend(2);
+        using var x = backend.Allocate(4, 8);
+        using var grad = backend.Allocate(4, 8);
+        using var mean = backend.Allocate(4);
+        using var rstd = backend.Allocate(4);
+        using var storage = backend.Allocate(5, 8);
+        var gradX = storage.Slice(0, 4, 8);
+        var gradBranch = storage.Slice(8, 4, 8);
+        Rejection.Expect(() => backend.ResidualLayerNormBackward(gradX, gradBranch, null, null, grad, null, x, mean, rstd, null, 0.6f, 0.8f, hasBranch: true),
+            "gradBranch", "gradX", "[4, 8]");
+        // The very same view twice is fine: each element receives both terms on one thread.
+        backend.ResidualLayerNormBackward(gradX, gradX, null, null, grad, null, x, mean, rstd, null, 0.6f, 0.8f, hasBranch: true);
+    }
+
+    [Fact]
+    public void ResidualBackwardRejectsPartlyOverlappingGradients()
+    {
+        using var backend = new CpuBackend(2);
+        using var grad = backend.Allocate(4, 8);
+        using var storage = backend.Allocate(5, 8);
+        Rejection.Expect(() => backend.ResidualBackward(storage.Slice(0, 4, 8), storage.Slice(3, 4, 8), grad, 0.6f, 0.8f),
+            "gradBranch", "gradX", "[4, 8]");
+    }
+
+    [Fact]
+    public void AttentionBackwardRejectsPartlyOverlappingGradients()
+    {
+        using var backend = new CpuBackend(2);
+        using var q = backend.Allocate(2, 3, 4);
+        using var k = backend.Allocate(2, 3, 4);
+        using var v = backend.Allocate(2, 3, 4);
+        using var p = backend.Allocate(2, 2, 3, 3);
+        using var gradOutput = backend.Allocate(2, 3, 4);
+        using var storage = backend.Allocate(3, 3, 4);
+        var options = new AttentionOptions { Heads = 2 };
+        Rejection.Expect(() => backend.AttentionBackward(storage.Slice(0, 2, 3, 4), storage.Slice(12, 2, 3, 4), null, null, null, gradOutput, p, q, k, v, options),
+            "gradKey", "gradQuery", "[2, 3, 4]");
+        Rejection.Expect(() => backend.AttentionBackward(null, storage.Slice(0, 2, 3, 4), storage.Slice(4, 2, 3, 4), null, null, gradOutput, p, q, k, v, options),
+            "gradValue", "gradKey", "[2, 3, 4]");
+    }
 }
