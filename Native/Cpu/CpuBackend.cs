@@ -1,4 +1,4 @@
-using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace DeepScaleLM.Native.Cpu;
 
@@ -50,8 +50,9 @@ public sealed partial class CpuBackend : Backend
     protected override void DownloadCore<T>(Span<T> destination, Tensor source) => source.AsSpan<T>().CopyTo(destination);
 
     /// <inheritdoc/>
+    // NativeMemory.Clear takes a native-sized length: InitBlock's uint would overflow past 4 GiB (2^30 floats).
     protected override unsafe void ZeroCore(Tensor tensor) =>
-        Unsafe.InitBlockUnaligned(Address(tensor), 0, checked((uint)(tensor.ElementCount * tensor.DType.SizeInBytes())));
+        NativeMemory.Clear(Address(tensor), (nuint)(tensor.ElementCount * tensor.DType.SizeInBytes()));
 
     /// <inheritdoc/>
     protected override unsafe void CopyCore(Tensor destination, Tensor source) =>
