@@ -123,4 +123,18 @@ public sealed class CpuBackendMisuseTests
         backend.Zero(tensor);
         Assert.All(tail.AsSpan<float>().ToArray(), value => Assert.Equal(0f, value));
     }
+
+    /// <summary>
+    /// [2^21, 2^21, 2^22] holds 2^64 elements: the element count once wrapped to 0, so Allocate made a one-byte
+    /// storage for a tensor whose dimensions the attention kernel would have walked far past it.
+    /// </summary>
+    [Fact]
+    public void ShapesWhoseElementCountOverflowsAreRejected()
+    {
+        using var backend = new CpuBackend(1);
+        Rejection.Expect(() => backend.Allocate(1 << 21, 1 << 21, 1 << 22), "dims", "[2097152, 2097152, 4194304]");
+        Rejection.Expect(() => new TensorShape(int.MaxValue, int.MaxValue, int.MaxValue), "dims", "elements");
+        Assert.Equal(0, new TensorShape(int.MaxValue, int.MaxValue, int.MaxValue, 0).ElementCount);
+        Assert.Equal(1, default(TensorShape).ElementCount);
+    }
 }
