@@ -12,6 +12,7 @@ public abstract partial class Backend
         InPlaceOrDisjoint(output, nameof(output), input, nameof(input));
         CheckFunction(function);
         ActivationCore(output, input, function);
+        KeepAlive(output, input);
     }
 
     /// <summary><c>gradInput += f'(input) * gradOutput</c>.</summary>
@@ -27,6 +28,7 @@ public abstract partial class Backend
         Check.Disjoint(gradInput, nameof(gradInput), input, nameof(input));
         CheckFunction(function);
         ActivationBackwardCore(gradInput, gradOutput, input, function);
+        KeepAlive(gradInput, gradOutput, input);
     }
 
     /// <summary>Kernel of <see cref="Activation"/>; operands already validated.</summary>

@@ -28,6 +28,7 @@ public abstract partial class Backend
         CheckDisjointFromAttentionReads(output, nameof(output), probabilities, null, query, key, value, options);
         CheckDisjointFromAttentionReads(probabilities, nameof(probabilities), null, null, query, key, value, options);
         AttentionCore(output, probabilities, query, key, value, options);
+        KeepAlive(output, probabilities, query, key, value, options);
     }
 
     /// <summary>
@@ -71,6 +72,7 @@ public abstract partial class Backend
         Check.OutputsApart([(gradQuery, nameof(gradQuery)), (gradKey, nameof(gradKey)), (gradValue, nameof(gradValue)),
             (gradMixAlpha, nameof(gradMixAlpha)), (gradMixBeta, nameof(gradMixBeta))]);
         AttentionBackwardCore(gradQuery, gradKey, gradValue, gradMixAlpha, gradMixBeta, gradOutput, probabilities, query, key, value, options);
+        KeepAlive(gradQuery, gradKey, gradValue, gradMixAlpha, gradMixBeta, gradOutput, probabilities, query, key, value, options);
     }
 
     /// <summary>Kernel of <see cref="Attention"/>; operands already validated.</summary>

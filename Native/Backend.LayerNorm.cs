@@ -49,6 +49,7 @@ public abstract partial class Backend
         CheckDisjoint(mean, nameof(mean), reads, [(rstd, nameof(rstd))]);
         CheckDisjoint(rstd, nameof(rstd), reads, []);
         ResidualLayerNormCore(residualOutput, normOutput, mean, rstd, x, branch, lambda, beta, weight, bias, epsilon);
+        KeepAlive(residualOutput, normOutput, mean, rstd, x, branch, weight, bias);
     }
 
     /// <summary>
@@ -103,6 +104,7 @@ public abstract partial class Backend
         // Rows are written by several threads: gradients may be one view twice, never partly overlap.
         Check.OutputsApart([(gradX, nameof(gradX)), (gradBranch, nameof(gradBranch)), (gradWeight, nameof(gradWeight)), (gradBias, nameof(gradBias))]);
         ResidualLayerNormBackwardCore(gradX, gradBranch, gradWeight, gradBias, gradNormOutput, gradResidualOutput, normInput, mean, rstd, weight, lambda, beta, hasBranch);
+        KeepAlive(gradX, gradBranch, gradWeight, gradBias, gradNormOutput, gradResidualOutput, normInput, mean, rstd, weight);
     }
 
     /// <summary>The residual combine alone: <c>output = lambda * x + beta * branch</c> (no norm: vanilla or final blocks).</summary>
@@ -119,6 +121,7 @@ public abstract partial class Backend
         Check.Disjoint(output, nameof(output), x, nameof(x));
         Check.Disjoint(output, nameof(output), branch, nameof(branch));
         ResidualCore(output, x, branch, lambda, beta);
+        KeepAlive(output, x, branch);
     }
 
     /// <summary>Backward of <see cref="Residual"/>: <c>gradX += lambda * gradOutput</c>, <c>gradBranch += beta * gradOutput</c>.</summary>
@@ -135,6 +138,7 @@ public abstract partial class Backend
         CheckDisjoint(gradBranch, nameof(gradBranch), [(gradOutput, nameof(gradOutput))], []);
         Check.OutputsApart([(gradX, nameof(gradX)), (gradBranch, nameof(gradBranch))]);
         ResidualBackwardCore(gradX, gradBranch, gradOutput, lambda, beta);
+        KeepAlive(gradX, gradBranch, gradOutput);
     }
 
     /// <summary>Kernel of <see cref="ResidualLayerNorm"/>; operands already validated.</summary>

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace DeepScaleLM.Native;
 
 /// <summary>
@@ -40,6 +42,7 @@ public abstract partial class Backend : IDisposable
         if (source.Length != destination.ElementCount)
             throw new ArgumentException($"source has {source.Length} elements but destination {destination.Shape} has {destination.ElementCount}", nameof(source));
         UploadCore(destination, source);
+        KeepAlive(destination);
     }
 
     /// <summary>Copies <paramref name="source"/> into host memory.</summary>
@@ -50,6 +53,7 @@ public abstract partial class Backend : IDisposable
         if (destination.Length != source.ElementCount)
             throw new ArgumentException($"destination has {destination.Length} elements but source {source.Shape} has {source.ElementCount}", nameof(destination));
         DownloadCore(destination, source);
+        KeepAlive(source);
     }
 
     /// <summary>Sets every element of <paramref name="tensor"/> to zero.</summary>
@@ -57,6 +61,7 @@ public abstract partial class Backend : IDisposable
     {
         Check.Operand(this, tensor, nameof(tensor), tensor.DType);
         ZeroCore(tensor);
+        KeepAlive(tensor);
     }
 
     /// <summary>Copies <paramref name="source"/> into <paramref name="destination"/> (same shape and dtype).</summary>
@@ -66,7 +71,21 @@ public abstract partial class Backend : IDisposable
         Check.Operand(this, destination, nameof(destination), source.DType);
         Check.SameShape(destination, nameof(destination), source, nameof(source));
         CopyCore(destination, source);
+        KeepAlive(destination, source);
     }
+
+    /// <summary>
+    /// Called after each kernel with its operands: keeps them reachable until the kernel has returned. Kernels work
+    /// on raw pointers into the storage, so without this an operand the caller no longer references (a temporary)
+    /// could be finalized, and its memory freed, while the kernel still reads or writes it. (A stack-held span of
+    /// references: nothing is allocated.)
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private protected static void KeepAlive(params ReadOnlySpan<object?> operands) { }
+
+    /// <summary><see cref="KeepAlive(ReadOnlySpan{object?})"/> for a list of operands.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private protected static void KeepAlive(ReadOnlySpan<Tensor> operands) { }
 
     /// <summary>Allocates <paramref name="byteLength"/> zero-filled bytes on this device.</summary>
     protected abstract TensorStorage AllocateStorage(long byteLength);

@@ -137,4 +137,38 @@ public sealed class CpuBackendMisuseTests
         Assert.Equal(0, new TensorShape(int.MaxValue, int.MaxValue, int.MaxValue, 0).ElementCount);
         Assert.Equal(1, default(TensorShape).ElementCount);
     }
+
+    /// <summary>
+    /// A kernel works on raw pointers, so an operand nothing references after the call (a temporary) could be
+    /// finalized, and its native memory freed, while the kernel still wrote to it. The public ops keep their
+    /// operands reachable until the kernel returns.
+    /// </summary>
+    [Fact]
+    public void OperandsStayAliveWhileTheKernelRuns()
+    {
+        using var backend = new CpuBackend(1);
+        using var stop = new CancellationTokenSource();
+        var collector = new Thread(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+            }
+        });
+        collector.Start();
+        try
+        {
+            // 64 MiB each (the time Scale takes on it is the window), munmapped when freed: a write after the free faults.
+            for (int i = 0; i < 8; i++) ScaleTemporary(backend);
+        }
+        finally
+        {
+            stop.Cancel();
+            collector.Join();
+        }
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void ScaleTemporary(CpuBackend backend) => backend.Scale(backend.Allocate(1 << 24), 2f);
 }
