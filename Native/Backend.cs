@@ -16,6 +16,12 @@ namespace DeepScaleLM.Native;
 /// A null gradient output is skipped.</item>
 /// <item>Tensors are dense row-major; shapes are documented as <c>[batch, tokens, channels]</c>.</item>
 /// <item>Ops allocate nothing per call on the host; workspaces grow once and are reused.</item>
+/// <item>A backend runs one op at a time, like a CUDA stream: its workspaces belong to it, not to a call, so
+/// threads that run ops concurrently need a backend each. A backend may throw
+/// <see cref="InvalidOperationException"/> when entered concurrently (the CPU backend does, in the ops that use
+/// its workspaces).</item>
+/// <item>Outputs may not partly overlap an input they are computed from, nor each other; where an op allows it,
+/// an output may be the very same view as an input (in place) or as another output.</item>
 /// </list>
 /// </remarks>
 public abstract partial class Backend : IDisposable
