@@ -171,4 +171,21 @@ public sealed class CpuBackendMisuseTests
 
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private static void ScaleTemporary(CpuBackend backend) => backend.Scale(backend.Allocate(1 << 24), 2f);
+
+    /// <summary>
+    /// The attention backward's scratch is one float[] with a [Tq, Tk] slice per part. With a part per thread,
+    /// T = 4096 on 128 threads asked for 2^31 floats and threw OverflowException on valid input; the part count
+    /// is now capped by what one array holds.
+    /// </summary>
+    [Theory]
+    [InlineData(128, 1536, 4096L * 4096 + 16)]
+    [InlineData(16, 4, 46000L * 46000)]
+    [InlineData(8, 96, 1024L * 1024)]
+    public void AttentionScratchFitsOneArray(int threads, int heads, long stride)
+    {
+        int parts = CpuBackend.AttentionScratchParts(threads, heads, stride);
+        Assert.InRange(parts, 1, Math.Min(threads, heads));
+        Assert.True(parts == 1 || parts * stride <= Array.MaxLength, $"{parts} parts of {stride} floats");
+        if (threads * stride <= Array.MaxLength && heads >= threads) Assert.Equal(threads, parts);
+    }
 }

@@ -33,7 +33,7 @@ public sealed partial class CpuBackend
         // Per part: dM [Tq, Tk] when scores are needed, G [Tq, headDim] when rescaled; rounded to a cache line so parts never share one.
         long stride = (needScores ? (long)heads.QueryTokens * heads.KeyTokens : 0) + (heads.Rescale is null ? 0 : (long)heads.QueryTokens * heads.HeadDim);
         stride = (stride + 15) & ~15L;
-        int parts = Math.Max(1, Math.Min(_pool.ThreadCount, heads.Count));
+        int parts = AttentionScratchParts(_pool.ThreadCount, heads.Count, stride);
         if (_attentionScratch.Length < parts * stride) _attentionScratch = new float[checked((int)(parts * stride))];
         if (_attentionPartials.Length < 2 * heads.Count) _attentionPartials = new float[2 * heads.Count];
 
@@ -69,6 +69,15 @@ public sealed partial class CpuBackend
             }
         }
     }
+
+    /// <summary>
+    /// Parts of the backward (each with a scratch slice of <paramref name="stride"/> floats): one per thread, at most
+    /// one per head, and no more than one array holds. Long sequences on many cores (T = 4096 on 128 threads needs
+    /// 2^31 floats) then run on fewer threads instead of overflowing the workspace's size. Results do not depend on
+    /// the part count.
+    /// </summary>
+    internal static int AttentionScratchParts(int threads, int heads, long stride) =>
+        (int)Math.Max(1, Math.Min(Math.Min(threads, heads), Array.MaxLength / Math.Max(1, stride)));
 
     /// <summary>Geometry and operand addresses of one attention call, and where head (b, h) lives in each operand.</summary>
     private readonly unsafe struct AttentionHeads
