@@ -12,6 +12,7 @@ public abstract partial class Backend
         InPlaceOrDisjoint(output, nameof(output), input, nameof(input));
         CheckFunction(function);
         ActivationCore(output, input, function);
+        KeepAlive(output, input);
     }
 
     /// <summary><c>gradInput += f'(input) * gradOutput</c>.</summary>
@@ -27,6 +28,7 @@ public abstract partial class Backend
         Check.Disjoint(gradInput, nameof(gradInput), input, nameof(input));
         CheckFunction(function);
         ActivationBackwardCore(gradInput, gradOutput, input, function);
+        KeepAlive(gradInput, gradOutput, input);
     }
 
     /// <summary>Kernel of <see cref="Activation"/>; operands already validated.</summary>
@@ -46,9 +48,6 @@ public abstract partial class Backend
     /// An element-wise op may write the very view it reads (element i only reads element i), but a partial
     /// overlap would read elements already overwritten.
     /// </summary>
-    private static void InPlaceOrDisjoint(Tensor output, string outputName, Tensor input, string inputName)
-    {
-        if (ReferenceEquals(output.Storage, input.Storage) && output.Offset == input.Offset) return;
-        Check.Disjoint(output, outputName, input, inputName);
-    }
+    private static void InPlaceOrDisjoint(Tensor output, string outputName, Tensor input, string inputName) =>
+        Check.SameViewOrDisjoint(output, outputName, input, inputName);
 }

@@ -28,6 +28,7 @@ public abstract partial class Backend
         CheckDisjointFromAttentionReads(output, nameof(output), probabilities, null, query, key, value, options);
         CheckDisjointFromAttentionReads(probabilities, nameof(probabilities), null, null, query, key, value, options);
         AttentionCore(output, probabilities, query, key, value, options);
+        KeepAlive(output, probabilities, query, key, value, options);
     }
 
     /// <summary>
@@ -49,7 +50,8 @@ public abstract partial class Backend
     /// <param name="value">The forward's value.</param>
     /// <param name="options">The forward's options.</param>
     /// <exception cref="ArgumentException">Shapes disagree with the forward's, a mix gradient is given without a
-    /// mix, or a gradient overlaps a tensor the backward reads.</exception>
+    /// mix, a gradient overlaps a tensor the backward reads, or two gradients partly overlap (the very same view
+    /// twice is allowed).</exception>
     public void AttentionBackward(Tensor? gradQuery, Tensor? gradKey, Tensor? gradValue, Tensor? gradMixAlpha, Tensor? gradMixBeta,
         Tensor gradOutput, Tensor probabilities, Tensor query, Tensor key, Tensor value, AttentionOptions options)
     {
@@ -66,7 +68,11 @@ public abstract partial class Backend
         }
         CheckAttentionGradient(gradMixAlpha, nameof(gradMixAlpha), options.MixAlpha, "options.MixAlpha", gradOutput, probabilities, query, key, value, options);
         CheckAttentionGradient(gradMixBeta, nameof(gradMixBeta), options.MixBeta, "options.MixBeta", gradOutput, probabilities, query, key, value, options);
+        // Heads are written by several threads: gradients may be one view twice, never partly overlap.
+        Check.OutputsApart([(gradQuery, nameof(gradQuery)), (gradKey, nameof(gradKey)), (gradValue, nameof(gradValue)),
+            (gradMixAlpha, nameof(gradMixAlpha)), (gradMixBeta, nameof(gradMixBeta))]);
         AttentionBackwardCore(gradQuery, gradKey, gradValue, gradMixAlpha, gradMixBeta, gradOutput, probabilities, query, key, value, options);
+        KeepAlive(gradQuery, gradKey, gradValue, gradMixAlpha, gradMixBeta, gradOutput, probabilities, query, key, value, options);
     }
 
     /// <summary>Kernel of <see cref="Attention"/>; operands already validated.</summary>

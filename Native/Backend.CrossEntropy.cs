@@ -18,6 +18,7 @@ public abstract partial class Backend
         CheckShape(losses, nameof(losses), logits, nameof(logits), null, null, logits.Shape[0]);
         Check.Disjoint(losses, nameof(losses), logits, nameof(logits));
         SoftmaxCrossEntropyCore(losses, logits, targets, ignoreIndex);
+        KeepAlive(losses, logits, targets);
     }
 
     /// <summary>
@@ -35,6 +36,7 @@ public abstract partial class Backend
         Check.Disjoint(gradLogits, nameof(gradLogits), logits, nameof(logits));
         Check.Disjoint(gradLogits, nameof(gradLogits), gradLosses, nameof(gradLosses));
         SoftmaxCrossEntropyBackwardCore(gradLogits, gradLosses, logits, targets, ignoreIndex);
+        KeepAlive(gradLogits, gradLosses, logits, targets);
     }
 
     /// <summary>Kernel of <see cref="SoftmaxCrossEntropy"/>; operands already validated.</summary>

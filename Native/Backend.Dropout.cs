@@ -17,6 +17,7 @@ public abstract partial class Backend
         InPlaceOrDisjoint(output, nameof(output), input, nameof(input));
         CheckDropProbability(probability, nameof(probability));
         DropoutCore(output, input, probability, seed, offset);
+        KeepAlive(output, input);
     }
 
     /// <summary><c>gradInput += mask * gradOutput / (1 - probability)</c> with the forward's mask (same seed and offset).</summary>
@@ -29,6 +30,7 @@ public abstract partial class Backend
         Check.Disjoint(gradInput, nameof(gradInput), gradOutput, nameof(gradOutput));
         CheckDropProbability(probability, nameof(probability));
         DropoutBackwardCore(gradInput, gradOutput, probability, seed, offset);
+        KeepAlive(gradInput, gradOutput);
     }
 
     /// <summary>Kernel of <see cref="Dropout"/>; operands already validated.</summary>

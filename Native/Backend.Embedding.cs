@@ -26,6 +26,7 @@ public abstract partial class Backend
         }
         CheckIndices(tokens, nameof(tokens), null, tokenTable, nameof(tokenTable), 0);
         EmbeddingCore(output, tokens, tokenTable, positionTable);
+        KeepAlive(output, tokens, tokenTable, positionTable);
     }
 
     /// <summary>Scatter-add: <c>gradTokenTable[tokens[b, t]] += gradOutput[b, t]</c>, <c>gradPositionTable[t] += sum_b gradOutput[b, t]</c>.</summary>
@@ -58,6 +59,7 @@ public abstract partial class Backend
                 Check.Disjoint(gradPositionTable, nameof(gradPositionTable), gradTokenTable, nameof(gradTokenTable));
         }
         EmbeddingBackwardCore(gradTokenTable, gradPositionTable, gradOutput, tokens);
+        KeepAlive(gradTokenTable, gradPositionTable, gradOutput, tokens);
     }
 
     /// <summary>Kernel of <see cref="Embedding"/>; operands already validated.</summary>

@@ -49,6 +49,7 @@ public abstract partial class Backend
         CheckDisjoint(mean, nameof(mean), reads, [(rstd, nameof(rstd))]);
         CheckDisjoint(rstd, nameof(rstd), reads, []);
         ResidualLayerNormCore(residualOutput, normOutput, mean, rstd, x, branch, lambda, beta, weight, bias, epsilon);
+        KeepAlive(residualOutput, normOutput, mean, rstd, x, branch, weight, bias);
     }
 
     /// <summary>
@@ -72,7 +73,8 @@ public abstract partial class Backend
     /// <param name="hasBranch">Whether the forward combined a branch; without one, gradBranch and
     /// gradResidualOutput must be null.</param>
     /// <exception cref="ArgumentException">Shapes disagree with the forward's, a branch gradient is given without a
-    /// branch, a scalar is not finite, or a gradient overlaps a tensor the backward reads.</exception>
+    /// branch, a scalar is not finite, a gradient overlaps a tensor the backward reads, or two gradients partly
+    /// overlap (the very same view twice is allowed).</exception>
     public void ResidualLayerNormBackward(Tensor? gradX, Tensor? gradBranch, Tensor? gradWeight, Tensor? gradBias,
         Tensor gradNormOutput, Tensor? gradResidualOutput, Tensor normInput, Tensor mean, Tensor rstd, Tensor? weight,
         float lambda, float beta, bool hasBranch)
@@ -99,7 +101,10 @@ public abstract partial class Backend
         CheckDisjoint(gradBranch, nameof(gradBranch), reads, []);
         CheckDisjoint(gradWeight, nameof(gradWeight), reads, []);
         CheckDisjoint(gradBias, nameof(gradBias), reads, []);
+        // Rows are written by several threads: gradients may be one view twice, never partly overlap.
+        Check.OutputsApart([(gradX, nameof(gradX)), (gradBranch, nameof(gradBranch)), (gradWeight, nameof(gradWeight)), (gradBias, nameof(gradBias))]);
         ResidualLayerNormBackwardCore(gradX, gradBranch, gradWeight, gradBias, gradNormOutput, gradResidualOutput, normInput, mean, rstd, weight, lambda, beta, hasBranch);
+        KeepAlive(gradX, gradBranch, gradWeight, gradBias, gradNormOutput, gradResidualOutput, normInput, mean, rstd, weight);
     }
 
     /// <summary>The residual combine alone: <c>output = lambda * x + beta * branch</c> (no norm: vanilla or final blocks).</summary>
@@ -116,10 +121,12 @@ public abstract partial class Backend
         Check.Disjoint(output, nameof(output), x, nameof(x));
         Check.Disjoint(output, nameof(output), branch, nameof(branch));
         ResidualCore(output, x, branch, lambda, beta);
+        KeepAlive(output, x, branch);
     }
 
     /// <summary>Backward of <see cref="Residual"/>: <c>gradX += lambda * gradOutput</c>, <c>gradBranch += beta * gradOutput</c>.</summary>
-    /// <exception cref="ArgumentException">Shapes differ, a scalar is not finite, or a gradient overlaps gradOutput.</exception>
+    /// <exception cref="ArgumentException">Shapes differ, a scalar is not finite, a gradient overlaps gradOutput, or
+    /// the gradients partly overlap each other.</exception>
     public void ResidualBackward(Tensor? gradX, Tensor? gradBranch, Tensor gradOutput, float lambda, float beta)
     {
         Check.Operand(this, gradOutput, nameof(gradOutput));
@@ -129,7 +136,9 @@ public abstract partial class Backend
         Check.Finite(beta, nameof(beta));
         CheckDisjoint(gradX, nameof(gradX), [(gradOutput, nameof(gradOutput))], []);
         CheckDisjoint(gradBranch, nameof(gradBranch), [(gradOutput, nameof(gradOutput))], []);
+        Check.OutputsApart([(gradX, nameof(gradX)), (gradBranch, nameof(gradBranch))]);
         ResidualBackwardCore(gradX, gradBranch, gradOutput, lambda, beta);
+        KeepAlive(gradX, gradBranch, gradOutput);
     }
 
     /// <summary>Kernel of <see cref="ResidualLayerNorm"/>; operands already validated.</summary>

@@ -32,6 +32,7 @@ public abstract partial class Backend
         Check.Disjoint(output, nameof(output), b, nameof(b));
         if (bias is not null) Check.Disjoint(output, nameof(output), bias, nameof(bias));
         MatMulCore(output, a, b, transposeA, transposeB, alpha, beta, bias);
+        KeepAlive(output, a, b, bias);
     }
 
     /// <summary>
@@ -72,6 +73,7 @@ public abstract partial class Backend
                 if (operands[i].Tensor is { } written && operands[j].Tensor is { } other)
                     Check.Disjoint(written, operands[i].Name, other, operands[j].Name);
         MatMulBackwardCore(gradA, gradB, gradBias, gradOutput, a, b, transposeA, transposeB, alpha);
+        KeepAlive(gradA, gradB, gradBias, gradOutput, a, b);
     }
 
     /// <summary>Kernel of <see cref="MatMul"/>; operands already validated.</summary>

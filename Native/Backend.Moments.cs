@@ -10,7 +10,9 @@ public abstract partial class Backend
         Check.Rank(activations, nameof(activations), 3, 3);
         if (activations.ElementCount == 0)
             throw new ArgumentException($"operand '{nameof(activations)}' has shape {activations.Shape}, which holds no elements to measure", nameof(activations));
-        return MomentsCore(activations);
+        var result = MomentsCore(activations);
+        KeepAlive(activations);
+        return result;
     }
 
     /// <summary>Kernel of <see cref="Moments"/>; operands already validated.</summary>

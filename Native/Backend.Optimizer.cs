@@ -40,6 +40,7 @@ public abstract partial class Backend
         Check.Positive(step, nameof(step));
         Check.Finite(gradientScale, nameof(gradientScale));
         AdamWCore(parameters, gradients, firstMoment, secondMoment, options, step, gradientScale);
+        KeepAlive(parameters, gradients, firstMoment, secondMoment);
     }
 
     /// <summary>The L2 norm of all elements of all <paramref name="tensors"/> together, accumulated in float64.</summary>
@@ -47,7 +48,9 @@ public abstract partial class Backend
     public double GlobalNorm(params ReadOnlySpan<Tensor> tensors)
     {
         CheckTensorList(tensors, nameof(tensors));
-        return GlobalNormCore(tensors);
+        double norm = GlobalNormCore(tensors);
+        KeepAlive(tensors);
+        return norm;
     }
 
     /// <summary>
@@ -60,7 +63,9 @@ public abstract partial class Backend
     {
         Check.InRange(maxNorm, nameof(maxNorm), 0f, float.MaxValue);
         CheckTensorList(tensors, nameof(tensors));
-        return ClipByGlobalNormCore(maxNorm, tensors);
+        double norm = ClipByGlobalNormCore(maxNorm, tensors);
+        KeepAlive(tensors);
+        return norm;
     }
 
     /// <summary><c>tensor *= factor</c> in place.</summary>
@@ -70,6 +75,7 @@ public abstract partial class Backend
         Check.Operand(this, tensor, nameof(tensor));
         Check.Finite(factor, nameof(factor));
         ScaleCore(tensor, factor);
+        KeepAlive(tensor);
     }
 
     /// <summary>Kernel of <see cref="AdamW"/>; operands already validated.</summary>

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace DeepScaleLM.Native;
 
 /// <summary>
@@ -14,6 +16,12 @@ namespace DeepScaleLM.Native;
 /// A null gradient output is skipped.</item>
 /// <item>Tensors are dense row-major; shapes are documented as <c>[batch, tokens, channels]</c>.</item>
 /// <item>Ops allocate nothing per call on the host; workspaces grow once and are reused.</item>
+/// <item>A backend runs one op at a time, like a CUDA stream: its workspaces belong to it, not to a call, so
+/// threads that run ops concurrently need a backend each. A backend may throw
+/// <see cref="InvalidOperationException"/> when entered concurrently (the CPU backend does, in the ops that use
+/// its workspaces).</item>
+/// <item>Outputs may not partly overlap an input they are computed from, nor each other; where an op allows it,
+/// an output may be the very same view as an input (in place) or as another output.</item>
 /// </list>
 /// </remarks>
 public abstract partial class Backend : IDisposable
@@ -40,6 +48,7 @@ public abstract partial class Backend : IDisposable
         if (source.Length != destination.ElementCount)
             throw new ArgumentException($"source has {source.Length} elements but destination {destination.Shape} has {destination.ElementCount}", nameof(source));
         UploadCore(destination, source);
+        KeepAlive(destination);
     }
 
     /// <summary>Copies <paramref name="source"/> into host memory.</summary>
@@ -50,6 +59,7 @@ public abstract partial class Backend : IDisposable
         if (destination.Length != source.ElementCount)
             throw new ArgumentException($"destination has {destination.Length} elements but source {source.Shape} has {source.ElementCount}", nameof(destination));
         DownloadCore(destination, source);
+        KeepAlive(source);
     }
 
     /// <summary>Sets every element of <paramref name="tensor"/> to zero.</summary>
@@ -57,6 +67,7 @@ public abstract partial class Backend : IDisposable
     {
         Check.Operand(this, tensor, nameof(tensor), tensor.DType);
         ZeroCore(tensor);
+        KeepAlive(tensor);
     }
 
     /// <summary>Copies <paramref name="source"/> into <paramref name="destination"/> (same shape and dtype).</summary>
@@ -66,7 +77,21 @@ public abstract partial class Backend : IDisposable
         Check.Operand(this, destination, nameof(destination), source.DType);
         Check.SameShape(destination, nameof(destination), source, nameof(source));
         CopyCore(destination, source);
+        KeepAlive(destination, source);
     }
+
+    /// <summary>
+    /// Called after each kernel with its operands: keeps them reachable until the kernel has returned. Kernels work
+    /// on raw pointers into the storage, so without this an operand the caller no longer references (a temporary)
+    /// could be finalized, and its memory freed, while the kernel still reads or writes it. (A stack-held span of
+    /// references: nothing is allocated.)
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private protected static void KeepAlive(params ReadOnlySpan<object?> operands) { }
+
+    /// <summary><see cref="KeepAlive(ReadOnlySpan{object?})"/> for a list of operands.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private protected static void KeepAlive(ReadOnlySpan<Tensor> operands) { }
 
     /// <summary>Allocates <paramref name="byteLength"/> zero-filled bytes on this device.</summary>
     protected abstract TensorStorage AllocateStorage(long byteLength);

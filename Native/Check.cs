@@ -96,6 +96,26 @@ internal static class Check
         if (aStart < bEnd && bStart < aEnd && a.ElementCount > 0 && b.ElementCount > 0)
             throw new ArgumentException($"operand '{aName}' {a.Shape} overlaps '{bName}' {b.Shape} in memory", aName);
     }
+
+    /// <summary>
+    /// The two tensors are the very same view or share no element. An op may accept the same view twice where
+    /// element i is only ever touched by the thread that owns element i (an element-wise op in place, two
+    /// gradients of one value); a partial overlap would let one thread read or write what another is writing.
+    /// </summary>
+    public static void SameViewOrDisjoint(Tensor a, string aName, Tensor b, string bName)
+    {
+        if (ReferenceEquals(a.Storage, b.Storage) && a.Offset == b.Offset && a.DType == b.DType && a.Shape == b.Shape) return;
+        Disjoint(a, aName, b, bName);
+    }
+
+    /// <summary>Every pair of the outputs an op writes (null entries skipped) is the same view or disjoint.</summary>
+    public static void OutputsApart(ReadOnlySpan<(Tensor? Tensor, string Name)> outputs)
+    {
+        for (int j = 1; j < outputs.Length; j++)
+            for (int i = 0; i < j; i++)
+                if (outputs[j].Tensor is { } later && outputs[i].Tensor is { } earlier)
+                    SameViewOrDisjoint(later, outputs[j].Name, earlier, outputs[i].Name);
+    }
 }
 
 /// <summary>

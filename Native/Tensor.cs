@@ -67,6 +67,8 @@ public sealed class Tensor : IDisposable
     }
 
     /// <summary>The elements as a span (CPU tensors only).</summary>
+    /// <remarks>The span points into native memory and does not keep the tensor alive: hold the tensor (a
+    /// <c>using</c> does) for as long as the span is used, or its storage may be freed under it.</remarks>
     /// <exception cref="InvalidOperationException">The tensor is not on the CPU, or holds another dtype.</exception>
     /// <exception cref="ObjectDisposedException">The storage has been released.</exception>
     public unsafe Span<T> AsSpan<T>() where T : unmanaged

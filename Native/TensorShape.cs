@@ -7,14 +7,32 @@ public readonly struct TensorShape : IEquatable<TensorShape>
 {
     private readonly ImmutableArray<int> _dims;
 
+    private readonly long _elementCount;
+
+    /// <summary>
+    /// Most elements a shape may hold, 2^60: byte counts (up to 8 bytes an element) and element offsets then never
+    /// overflow a long.
+    /// </summary>
+    public const long MaxElementCount = 1L << 60;
+
     /// <summary>A shape with the given dimensions.</summary>
-    /// <exception cref="ArgumentException">A dimension is negative.</exception>
+    /// <exception cref="ArgumentException">A dimension is negative, or the shape holds more than <see cref="MaxElementCount"/> elements.</exception>
     public TensorShape(params ReadOnlySpan<int> dims)
     {
         for (int i = 0; i < dims.Length; i++)
             if (dims[i] < 0)
                 throw new ArgumentException($"dimension {i} of shape {Format(dims)} is negative", nameof(dims));
+        // The product is bounded after every factor: a wrapped one (say 2^64 -> 0) would give a tensor whose
+        // dimensions the kernels index by a storage of a few bytes.
+        long count = dims.Contains(0) ? 0 : 1;
+        for (int i = 0; i < dims.Length && count != 0; i++)
+        {
+            if (count > MaxElementCount / dims[i])
+                throw new ArgumentException($"shape {Format(dims)} holds more than {MaxElementCount} elements", nameof(dims));
+            count *= dims[i];
+        }
         _dims = [.. dims];
+        _elementCount = count;
     }
 
     /// <summary>Number of dimensions.</summary>
@@ -26,16 +44,8 @@ public readonly struct TensorShape : IEquatable<TensorShape>
     /// <summary>The dimensions.</summary>
     public ReadOnlySpan<int> Dimensions => _dims.IsDefault ? default : _dims.AsSpan();
 
-    /// <summary>Product of the dimensions (1 for a scalar).</summary>
-    public long ElementCount
-    {
-        get
-        {
-            long n = 1;
-            foreach (var d in Dimensions) n *= d;
-            return n;
-        }
-    }
+    /// <summary>Product of the dimensions (1 for a scalar), computed once.</summary>
+    public long ElementCount => _dims.IsDefault ? 1 : _elementCount;
 
     /// <inheritdoc/>
     public bool Equals(TensorShape other) => Dimensions.SequenceEqual(other.Dimensions);

@@ -1,5 +1,4 @@
 using System.Numerics.Tensors;
-using System.Runtime.Intrinsics;
 
 namespace DeepScaleLM.Native.Cpu;
 
@@ -10,10 +9,10 @@ public sealed partial class CpuBackend
     // while staying tall enough for the packed GEMM to run at speed.
     private const int CausalBlock = 32;
 
-    // Backward workspaces, grow-only (so, like every workspace of this backend, they assume one op runs at a time
-    // on a backend). Scratch holds, per concurrently running part, dM = G V^T (overwritten by dS)
-    // [Tq, Tk] and the rescaled gradient G [Tq, headDim]. Partials hold, per (batch, head), trace(dM) and
-    // sum(dM * P), summed into the shared per-head mix gradients after the parallel loop in a fixed order.
+    // Backward workspaces, grow-only and owned by the backend (hence the lease: one op at a time per backend).
+    // Scratch holds, per concurrently running part, dM = G V^T (overwritten by dS) [Tq, Tk] and the rescaled
+    // gradient G [Tq, headDim]. Partials hold, per (batch, head), trace(dM) and sum(dM * P), summed into the shared
+    // per-head mix gradients after the parallel loop in a fixed order.
     private float[] _attentionScratch = [];
     private float[] _attentionPartials = [];
 
@@ -21,19 +20,20 @@ public sealed partial class CpuBackend
     protected override unsafe void AttentionCore(Tensor output, Tensor probabilities, Tensor query, Tensor key, Tensor value, AttentionOptions options)
     {
         var job = new AttentionForwardJob { Head = new AttentionHeads(probabilities, query, key, value, options), Output = Floats(output) };
-        _pool.For(job.Head.Count, ref job);
+        ElementWise.ForEach(_pool, job.Head.Count, job);
     }
 
     /// <inheritdoc/>
     protected override unsafe void AttentionBackwardCore(Tensor? gradQuery, Tensor? gradKey, Tensor? gradValue, Tensor? gradMixAlpha, Tensor? gradMixBeta,
         Tensor gradOutput, Tensor probabilities, Tensor query, Tensor key, Tensor value, AttentionOptions options)
     {
+        using var lease = LeaseWorkspaces(nameof(AttentionBackward));
         var heads = new AttentionHeads(probabilities, query, key, value, options);
         bool needScores = gradQuery is not null || gradKey is not null || gradMixAlpha is not null || gradMixBeta is not null;
         // Per part: dM [Tq, Tk] when scores are needed, G [Tq, headDim] when rescaled; rounded to a cache line so parts never share one.
         long stride = (needScores ? (long)heads.QueryTokens * heads.KeyTokens : 0) + (heads.Rescale is null ? 0 : (long)heads.QueryTokens * heads.HeadDim);
         stride = (stride + 15) & ~15L;
-        int parts = Math.Max(1, Math.Min(_pool.ThreadCount, heads.Count));
+        int parts = AttentionScratchParts(_pool.ThreadCount, heads.Count, stride);
         if (_attentionScratch.Length < parts * stride) _attentionScratch = new float[checked((int)(parts * stride))];
         if (_attentionPartials.Length < 2 * heads.Count) _attentionPartials = new float[2 * heads.Count];
 
@@ -51,7 +51,7 @@ public sealed partial class CpuBackend
                 ScratchStride = stride,
                 Partials = partials,
             };
-            _pool.For(parts, ref job);
+            ElementWise.ForEach(_pool, parts, job);
 
             // dAlpha/dBeta are shared by every batch entry of a head: sum the per-(b, h) partials in batch order so
             // the result does not depend on which thread finished first.
@@ -69,6 +69,15 @@ public sealed partial class CpuBackend
             }
         }
     }
+
+    /// <summary>
+    /// Parts of the backward (each with a scratch slice of <paramref name="stride"/> floats): one per thread, at most
+    /// one per head, and no more than one array holds. Long sequences on many cores (T = 4096 on 128 threads needs
+    /// 2^31 floats) then run on fewer threads instead of overflowing the workspace's size. Results do not depend on
+    /// the part count.
+    /// </summary>
+    internal static int AttentionScratchParts(int threads, int heads, long stride) =>
+        (int)Math.Max(1, Math.Min(Math.Min(threads, heads), Array.MaxLength / Math.Max(1, stride)));
 
     /// <summary>Geometry and operand addresses of one attention call, and where head (b, h) lives in each operand.</summary>
     private readonly unsafe struct AttentionHeads
@@ -120,12 +129,12 @@ public sealed partial class CpuBackend
     }
 
     /// <summary>Forward of one (b, h) per index: S, softmax, M V, mix and rescale, block of query rows by block.</summary>
-    private unsafe struct AttentionForwardJob : IParallelJob
+    private unsafe struct AttentionForwardJob : IVectorJob
     {
         public AttentionHeads Head;
         public float* Output;
 
-        public readonly void Execute(int index)
+        public readonly void Execute<TWidth, TFloat, TDouble>(int index) where TWidth : IWidth<TFloat, TDouble>
         {
             var g = Head;
             int tq = g.QueryTokens, tk = g.KeyTokens, c = g.Channels, d = g.HeadDim;
@@ -140,7 +149,7 @@ public sealed partial class CpuBackend
                 {
                     float* row = p + (long)i * tk;
                     int visible = g.Causal ? i + 1 : tk;
-                    SoftmaxRow(row, g.Bias is null ? null : g.Bias + (long)i * tk, visible);
+                    RowKernels.Softmax<TWidth, TFloat, TDouble>(row, g.Bias is null ? null : g.Bias + (long)i * tk, visible);
                     new Span<float>(row + visible, tk - visible).Clear();
                 }
                 // (alpha I + beta P) V: beta folds into the GEMM, alpha V[i] is added per row (Tq == Tk with a mix).
@@ -148,7 +157,7 @@ public sealed partial class CpuBackend
                 for (int i = i0; i < i1 && (g.MixAlpha is not null || g.Rescale is not null); i++)
                 {
                     var row = new Span<float>(o + (long)i * c, d);
-                    if (g.MixAlpha is not null) AddScaled(o + (long)i * c, v + (long)i * c, alpha, d);
+                    if (g.MixAlpha is not null) RowKernels.AddScaled<TWidth, TFloat, TDouble>(o + (long)i * c, v + (long)i * c, alpha, d);
                     if (g.Rescale is not null) TensorPrimitives.Multiply(row, g.Rescale[i], row);
                 }
             }
@@ -160,23 +169,24 @@ public sealed partial class CpuBackend
     /// counter until none are left (balanced even when a worker starts late); per-head results do not depend on
     /// which part computes them.
     /// </summary>
-    private unsafe struct AttentionBackwardJob : IParallelJob
+    private unsafe struct AttentionBackwardJob : IVectorJob
     {
         public AttentionHeads Head;
         public float* GradOutput, GradQuery, GradKey, GradValue, Scratch, Partials;
         public long ScratchStride;
         public bool NeedScores;
-        // The pool runs Execute on the caller's instance by reference, so every part sees this one counter.
+        // ElementWise.ForEach keeps the job in one place and the pool runs every part on it by reference, so all
+        // parts share this one counter.
         private int _next;
 
-        public void Execute(int part)
+        public void Execute<TWidth, TFloat, TDouble>(int part) where TWidth : IWidth<TFloat, TDouble>
         {
             float* scratch = Scratch + part * ScratchStride;
             int index;
-            while ((index = Interlocked.Increment(ref _next) - 1) < Head.Count) BackwardHead(index, scratch);
+            while ((index = Interlocked.Increment(ref _next) - 1) < Head.Count) BackwardHead<TWidth, TFloat, TDouble>(index, scratch);
         }
 
-        private readonly void BackwardHead(int index, float* scratch)
+        private readonly void BackwardHead<TWidth, TFloat, TDouble>(int index, float* scratch) where TWidth : IWidth<TFloat, TDouble>
         {
             var g = Head;
             int tq = g.QueryTokens, tk = g.KeyTokens, c = g.Channels, d = g.HeadDim;
@@ -204,7 +214,7 @@ public sealed partial class CpuBackend
                     int j1 = Math.Min(j0 + g.Block(tk), tk), first = g.FirstQuerySeeing(j0);
                     CpuGemm.MultiplySerial(true, false, j1 - j0, d, tq - first, beta, p + (long)first * tk + j0, tk, grad + (long)first * ldg, ldg, 1f, dv + (long)j0 * c, c);
                 }
-                for (int i = 0; i < tq && g.MixAlpha is not null; i++) AddScaled(dv + (long)i * c, grad + (long)i * ldg, alpha, d);
+                for (int i = 0; i < tq && g.MixAlpha is not null; i++) RowKernels.AddScaled<TWidth, TFloat, TDouble>(dv + (long)i * c, grad + (long)i * ldg, alpha, d);
             }
             if (!NeedScores) return;
 
@@ -222,7 +232,7 @@ public sealed partial class CpuBackend
                     float* row = ds + (long)i * tk;
                     int visible = g.Causal ? i + 1 : tk;
                     if (g.MixAlpha is not null) trace += row[i];
-                    weighted += SoftmaxBackwardRow(row, p + (long)i * tk, visible, g.Scale * beta);
+                    weighted += RowKernels.SoftmaxBackward<TWidth, TFloat, TDouble>(row, p + (long)i * tk, visible, g.Scale * beta);
                     // The dQ/dK GEMMs read whole blocks; masked entries must hold 0, not dM.
                     new Span<float>(row + visible, tk - visible).Clear();
                 }
@@ -241,73 +251,5 @@ public sealed partial class CpuBackend
                 CpuGemm.MultiplySerial(true, false, j1 - j0, d, tq - first, 1f, ds + (long)first * tk + j0, tk, q + (long)first * c, c, 1f, dk + (long)j0 * c, c);
             }
         }
-    }
-
-    /// <summary>
-    /// In place, <c>row = softmax(row + bias)</c> over <paramref name="count"/> entries, max-subtracted so exp never
-    /// overflows; a row with no finite score (all -infinity, or empty) becomes 0 instead of 0/0 = NaN.
-    /// </summary>
-    private static unsafe void SoftmaxRow(float* row, float* bias, int count)
-    {
-        var span = new Span<float>(row, count);
-        if (bias is not null) TensorPrimitives.Add(span, new ReadOnlySpan<float>(bias, count), span);
-        float max = count == 0 ? float.NegativeInfinity : TensorPrimitives.Max(span);
-        if (float.IsNegativeInfinity(max))
-        {
-            span.Clear();
-            return;
-        }
-        var shift = Vector512.Create(max);
-        var sum = Vector512<float>.Zero;
-        int j = 0;
-        for (; j <= count - Vector512<float>.Count; j += Vector512<float>.Count)
-        {
-            var e = Vector512.Exp(Vector512.Load(row + j) - shift);
-            e.Store(row + j);
-            sum += e;
-        }
-        if (j < count)
-        {
-            // The tail goes through the same vector exp, padded with -infinity whose exp (0) leaves the sum alone.
-            float* tail = stackalloc float[Vector512<float>.Count];
-            new Span<float>(tail, Vector512<float>.Count).Fill(float.NegativeInfinity);
-            span[j..].CopyTo(new Span<float>(tail, count - j));
-            var e = Vector512.Exp(Vector512.Load(tail) - shift);
-            sum += e;
-            e.Store(tail);
-            new Span<float>(tail, count - j).CopyTo(span[j..]);
-        }
-        TensorPrimitives.Multiply(span, 1f / Vector512.Sum(sum), span);
-    }
-
-    /// <summary>
-    /// Softmax backward of one row in place: with <c>r = sum(grad * p)</c>, <c>grad = factor * p * (grad - r)</c>.
-    /// Returns r (the row's share of sum(dM * P)).
-    /// </summary>
-    private static unsafe float SoftmaxBackwardRow(float* grad, float* p, int count, float factor)
-    {
-        float dot = Dot(grad, p, count);
-        var shift = Vector512.Create(dot);
-        var scale = Vector512.Create(factor);
-        int j = 0;
-        for (; j <= count - Vector512<float>.Count; j += Vector512<float>.Count)
-            ((Vector512.Load(grad + j) - shift) * Vector512.Load(p + j) * scale).Store(grad + j);
-        for (; j < count; j++) grad[j] = (grad[j] - dot) * p[j] * factor;
-        return dot;
-    }
-
-    /// <summary>
-    /// <c>sum(a * b)</c> with lanes fixed by position from the start of the row, not by address alignment (as
-    /// TensorPrimitives' reductions are), so the same values always give the same bits wherever they are stored.
-    /// </summary>
-    private static unsafe float Dot(float* a, float* b, int count)
-    {
-        var acc = Vector512<float>.Zero;
-        int j = 0;
-        for (; j <= count - Vector512<float>.Count; j += Vector512<float>.Count)
-            acc = Vector512.FusedMultiplyAdd(Vector512.Load(a + j), Vector512.Load(b + j), acc);
-        float sum = Vector512.Sum(acc);
-        for (; j < count; j++) sum = MathF.FusedMultiplyAdd(a[j], b[j], sum);
-        return sum;
     }
 }

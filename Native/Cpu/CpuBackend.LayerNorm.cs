@@ -1,19 +1,18 @@
 using System.Numerics.Tensors;
-using System.Runtime.Intrinsics;
+using System.Runtime.CompilerServices;
 
 namespace DeepScaleLM.Native.Cpu;
 
 public sealed partial class CpuBackend
 {
     // Rows split into at most this many chunks. The count depends on the shape only, never on the thread count, so
-    // the per-chunk weight/bias gradient partials and their fixed-order sum give the same bits on any machine.
+    // the per-chunk weight/bias gradient partials and their fixed-order sum give the same bits for any thread count.
     private const int MaxRowChunks = 64;
     // Cap on the partials (chunks * 2 * channels floats): very wide rows get fewer chunks instead of a huge workspace.
     private const int MaxPartialFloats = 1 << 21;
-    // Elements per work item of the elementwise residual ops (256 KiB of floats: long enough to amortise a job).
-    private const int ElementChunk = 1 << 16;
 
-    // Backward workspace, grow-only: per row chunk, the partial gradWeight [channels] then gradBias [channels].
+    // Backward workspace, grow-only and owned by the backend (hence the lease): per row chunk, the partial
+    // gradWeight [channels] then gradBias [channels].
     private float[] _layerNormPartials = [];
 
     /// <inheritdoc/>
@@ -35,13 +34,14 @@ public sealed partial class CpuBackend
             Beta = beta,
             Epsilon = epsilon,
         };
-        _pool.For(job.Rows.Count, ref job);
+        ElementWise.ForEach(_pool, job.Rows.Count, job);
     }
 
     /// <inheritdoc/>
     protected override unsafe void ResidualLayerNormBackwardCore(Tensor? gradX, Tensor? gradBranch, Tensor? gradWeight, Tensor? gradBias, Tensor gradNormOutput,
         Tensor? gradResidualOutput, Tensor normInput, Tensor mean, Tensor rstd, Tensor? weight, float lambda, float beta, bool hasBranch)
     {
+        using var lease = LeaseWorkspaces(nameof(ResidualLayerNormBackward));
         var rows = new RowChunks(normInput);
         bool affine = gradWeight is not null || gradBias is not null;
         if (affine && _layerNormPartials.Length < 2L * rows.Count * rows.Channels)
@@ -64,7 +64,7 @@ public sealed partial class CpuBackend
                 LambdaX = hasBranch ? lambda : 1f,
                 Beta = beta,
             };
-            _pool.For(rows.Count, ref job);
+            ElementWise.ForEach(_pool, rows.Count, job);
             if (!affine || rows.Count == 0) return;
 
             // Sum the chunk partials in chunk order (deterministic), then accumulate into the gradients.
@@ -72,34 +72,19 @@ public sealed partial class CpuBackend
             var total = new Span<float>(partials, 2 * c);
             for (int chunk = 1; chunk < rows.Count; chunk++)
                 TensorPrimitives.Add(total, new ReadOnlySpan<float>(partials + 2L * chunk * c, 2 * c), total);
-            if (gradWeight is not null) AddScaled(Floats(gradWeight), partials, 1f, c);
-            if (gradBias is not null) AddScaled(Floats(gradBias), partials + c, 1f, c);
+            if (gradWeight is not null) TensorPrimitives.Add(new Span<float>(Floats(gradWeight), c), total[..c], new Span<float>(Floats(gradWeight), c));
+            if (gradBias is not null) TensorPrimitives.Add(new Span<float>(Floats(gradBias), c), total[c..], new Span<float>(Floats(gradBias), c));
         }
     }
 
     /// <inheritdoc/>
-    protected override unsafe void ResidualCore(Tensor output, Tensor x, Tensor branch, float lambda, float beta)
-    {
-        var job = new ResidualJob { Count = output.ElementCount, Output = Floats(output), X = Floats(x), Branch = Floats(branch), Lambda = lambda, Beta = beta };
-        _pool.For(ElementChunks(output.ElementCount), ref job);
-    }
+    protected override unsafe void ResidualCore(Tensor output, Tensor x, Tensor branch, float lambda, float beta) =>
+        ElementWise.For(_pool, output.ElementCount, new ResidualKernel(Floats(output), Floats(x), Floats(branch), lambda, beta));
 
     /// <inheritdoc/>
-    protected override unsafe void ResidualBackwardCore(Tensor? gradX, Tensor? gradBranch, Tensor gradOutput, float lambda, float beta)
-    {
-        var job = new ResidualBackwardJob
-        {
-            Count = gradOutput.ElementCount,
-            GradOutput = Floats(gradOutput),
-            GradX = gradX is null ? null : Floats(gradX),
-            GradBranch = gradBranch is null ? null : Floats(gradBranch),
-            Lambda = lambda,
-            Beta = beta,
-        };
-        _pool.For(ElementChunks(gradOutput.ElementCount), ref job);
-    }
-
-    private static int ElementChunks(long count) => checked((int)((count + ElementChunk - 1) / ElementChunk));
+    protected override unsafe void ResidualBackwardCore(Tensor? gradX, Tensor? gradBranch, Tensor gradOutput, float lambda, float beta) =>
+        ElementWise.For(_pool, gradOutput.ElementCount, new ResidualBackwardKernel(Floats(gradOutput),
+            gradX is null ? null : Floats(gradX), gradBranch is null ? null : Floats(gradBranch), lambda, beta));
 
     /// <summary>How the rows [..., channels] of a tensor split into work chunks; see <see cref="MaxRowChunks"/>.</summary>
     private readonly struct RowChunks
@@ -118,13 +103,13 @@ public sealed partial class CpuBackend
     }
 
     /// <summary>One row chunk of the forward: s = lambda x + beta branch, then the normalised, affine row.</summary>
-    private unsafe struct LayerNormForwardJob : IParallelJob
+    private unsafe struct LayerNormForwardJob : IVectorJob
     {
         public RowChunks Rows;
         public float* X, Branch, Residual, Output, Mean, Rstd, Weight, Bias;
         public float Lambda, Beta, Epsilon;
 
-        public readonly void Execute(int chunk)
+        public readonly void Execute<TWidth, TFloat, TDouble>(int chunk) where TWidth : IWidth<TFloat, TDouble>
         {
             int c = Rows.Channels;
             var (start, end) = Rows.Of(chunk);
@@ -135,12 +120,12 @@ public sealed partial class CpuBackend
                 if (Branch is not null)
                 {
                     input = Residual + at;
-                    Combine(input, X + at, Lambda, Branch + at, Beta, c);
+                    RowKernels.Combine<TWidth, TFloat, TDouble>(input, X + at, Lambda, Branch + at, Beta, c);
                 }
                 // Two passes (mean, then squared deviations) rather than E[s^2] - mean^2, which cancels badly when |mean| >> std.
-                float mean = Sum(input, c) / c;
-                float rstd = 1f / MathF.Sqrt(SquaredDeviation(input, mean, c) / c + Epsilon);
-                Normalize(Output + at, input, mean, rstd, Weight, Bias, c);
+                float mean = RowKernels.Sum<TWidth, TFloat, TDouble>(input, c) / c;
+                float rstd = 1f / MathF.Sqrt(RowKernels.SquaredDeviation<TWidth, TFloat, TDouble>(input, mean, c) / c + Epsilon);
+                Normalize<TWidth, TFloat, TDouble>(Output + at, input, mean, rstd, Weight, Bias, c);
                 Mean[r] = mean;
                 Rstd[r] = rstd;
             }
@@ -151,13 +136,13 @@ public sealed partial class CpuBackend
     /// One row chunk of the backward. With xhat = (s - mean) rstd and g = gradNormOutput * weight, the layer-norm
     /// backward is ds = rstd (g - mean(g) - xhat mean(g xhat)); plus the gradient arriving at s directly.
     /// </summary>
-    private unsafe struct LayerNormBackwardJob : IParallelJob
+    private unsafe struct LayerNormBackwardJob : IVectorJob
     {
         public RowChunks Rows;
         public float* GradX, GradBranch, GradNormOutput, GradResidual, Input, Mean, Rstd, Weight, Partials;
         public float LambdaX, Beta;
 
-        public readonly void Execute(int chunk)
+        public readonly void Execute<TWidth, TFloat, TDouble>(int chunk) where TWidth : IWidth<TFloat, TDouble>
         {
             int c = Rows.Channels;
             float* partialWeight = Partials is null ? null : Partials + 2L * chunk * c;
@@ -166,8 +151,8 @@ public sealed partial class CpuBackend
             for (int r = start; r < end; r++)
             {
                 long at = (long)r * c;
-                var (sumG, sumGXhat) = GradientSums(Input + at, GradNormOutput + at, Weight, Mean[r], Rstd[r], partialWeight, c);
-                InputGradient(new RowGradient
+                var (sumG, sumGXhat) = GradientSums<TWidth, TFloat, TDouble>(Input + at, GradNormOutput + at, Weight, Mean[r], Rstd[r], partialWeight, c);
+                InputGradient<TWidth, TFloat, TDouble>(new RowGradient
                 {
                     Input = Input + at, GradOutput = GradNormOutput + at, GradResidual = GradResidual is null ? null : GradResidual + at,
                     GradX = GradX is null ? null : GradX + at, GradBranch = GradBranch is null ? null : GradBranch + at,
@@ -177,94 +162,37 @@ public sealed partial class CpuBackend
         }
     }
 
-    private unsafe struct ResidualJob : IParallelJob
+    /// <summary><c>output = lambda * x + beta * branch</c> over one element chunk.</summary>
+    private readonly unsafe struct ResidualKernel(float* output, float* x, float* branch, float lambda, float beta) : IRangeKernel
     {
-        public long Count;
-        public float* Output, X, Branch;
-        public float Lambda, Beta;
-
-        public readonly void Execute(int chunk)
-        {
-            long start = (long)chunk * ElementChunk;
-            Combine(Output + start, X + start, Lambda, Branch + start, Beta, (int)Math.Min(ElementChunk, Count - start));
-        }
+        public void Run<TWidth, TFloat, TDouble>(long start, int length) where TWidth : IWidth<TFloat, TDouble> =>
+            RowKernels.Combine<TWidth, TFloat, TDouble>(output + start, x + start, lambda, branch + start, beta, length);
     }
 
-    private unsafe struct ResidualBackwardJob : IParallelJob
+    /// <summary><c>gradX += lambda * gradOutput</c>, <c>gradBranch += beta * gradOutput</c> over one element chunk (null gradients skipped).</summary>
+    private readonly unsafe struct ResidualBackwardKernel(float* gradOutput, float* gradX, float* gradBranch, float lambda, float beta) : IRangeKernel
     {
-        public long Count;
-        public float* GradOutput, GradX, GradBranch;
-        public float Lambda, Beta;
-
-        public readonly void Execute(int chunk)
+        public void Run<TWidth, TFloat, TDouble>(long start, int length) where TWidth : IWidth<TFloat, TDouble>
         {
-            long start = (long)chunk * ElementChunk;
-            int n = (int)Math.Min(ElementChunk, Count - start);
-            if (GradX is not null) AddScaled(GradX + start, GradOutput + start, Lambda, n);
-            if (GradBranch is not null) AddScaled(GradBranch + start, GradOutput + start, Beta, n);
+            if (gradX is not null) RowKernels.AddScaled<TWidth, TFloat, TDouble>(gradX + start, gradOutput + start, lambda, length);
+            if (gradBranch is not null) RowKernels.AddScaled<TWidth, TFloat, TDouble>(gradBranch + start, gradOutput + start, beta, length);
         }
-    }
-
-    /// <summary><c>destination = lambda * x + beta * branch</c> (DSLM's residual, dslm-theory 2.9), fused, the same
-    /// bits in the vector body and the tail. Each element is read before it is written, so the destination may be
-    /// the branch itself.</summary>
-    private static unsafe void Combine(float* destination, float* x, float lambda, float* branch, float beta, int count)
-    {
-        var l = Vector512.Create(lambda);
-        var b = Vector512.Create(beta);
-        int j = 0;
-        for (; j <= count - Vector512<float>.Count; j += Vector512<float>.Count)
-            Vector512.FusedMultiplyAdd(Vector512.Load(x + j), l, Vector512.Load(branch + j) * b).Store(destination + j);
-        for (; j < count; j++) destination[j] = MathF.FusedMultiplyAdd(x[j], lambda, branch[j] * beta);
-    }
-
-    /// <summary><c>destination += factor * source</c> (Combine with the destination as the branch, weight 1).</summary>
-    private static unsafe void AddScaled(float* destination, float* source, float factor, int count) =>
-        Combine(destination, source, factor, destination, 1f, count);
-
-    /// <summary>Sum of a row, lanes fixed by position (see <see cref="Dot"/>).</summary>
-    private static unsafe float Sum(float* row, int count)
-    {
-        var acc = Vector512<float>.Zero;
-        int j = 0;
-        for (; j <= count - Vector512<float>.Count; j += Vector512<float>.Count) acc += Vector512.Load(row + j);
-        float sum = Vector512.Sum(acc);
-        for (; j < count; j++) sum += row[j];
-        return sum;
-    }
-
-    /// <summary><c>sum((row - mean)^2)</c>, lanes fixed by position.</summary>
-    private static unsafe float SquaredDeviation(float* row, float mean, int count)
-    {
-        var m = Vector512.Create(mean);
-        var acc = Vector512<float>.Zero;
-        int j = 0;
-        for (; j <= count - Vector512<float>.Count; j += Vector512<float>.Count)
-        {
-            var d = Vector512.Load(row + j) - m;
-            acc = Vector512.FusedMultiplyAdd(d, d, acc);
-        }
-        float sum = Vector512.Sum(acc);
-        for (; j < count; j++)
-        {
-            float d = row[j] - mean;
-            sum = MathF.FusedMultiplyAdd(d, d, sum);
-        }
-        return sum;
     }
 
     /// <summary><c>destination = (row - mean) * rstd * weight + bias</c>, weight and bias optional.</summary>
-    private static unsafe void Normalize(float* destination, float* row, float mean, float rstd, float* weight, float* bias, int count)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Normalize<TWidth, TFloat, TDouble>(float* destination, float* row, float mean, float rstd, float* weight, float* bias, int count)
+        where TWidth : IWidth<TFloat, TDouble>
     {
-        var m = Vector512.Create(mean);
-        var r = Vector512.Create(rstd);
+        var m = TWidth.Broadcast(mean);
+        var r = TWidth.Broadcast(rstd);
         int j = 0;
-        for (; j <= count - Vector512<float>.Count; j += Vector512<float>.Count)
+        for (; j <= count - TWidth.Lanes; j += TWidth.Lanes)
         {
-            var y = (Vector512.Load(row + j) - m) * r;
-            if (weight is not null) y *= Vector512.Load(weight + j);
-            if (bias is not null) y += Vector512.Load(bias + j);
-            y.Store(destination + j);
+            var y = TWidth.Multiply(TWidth.Subtract(TWidth.Load(row + j), m), r);
+            if (weight is not null) y = TWidth.Multiply(y, TWidth.Load(weight + j));
+            if (bias is not null) y = TWidth.Add(y, TWidth.Load(bias + j));
+            TWidth.Store(y, destination + j);
         }
         for (; j < count; j++)
         {
@@ -276,31 +204,32 @@ public sealed partial class CpuBackend
     }
 
     /// <summary>
-    /// First backward pass over a row: returns <c>sum(g)</c> and <c>sum(g * xhat)</c>, and when
-    /// <paramref name="partialWeight"/> is given accumulates <c>gradOutput * xhat</c> into it and <c>gradOutput</c>
-    /// into the gradBias partial that follows it.
+    /// First backward pass over a row: returns <c>sum(g)</c> and <c>sum(g * xhat)</c> (lanes fixed by position, as in
+    /// <see cref="RowKernels"/>), and when <paramref name="partialWeight"/> is given accumulates
+    /// <c>gradOutput * xhat</c> into it and <c>gradOutput</c> into the gradBias partial that follows it.
     /// </summary>
-    private static unsafe (float SumG, float SumGXhat) GradientSums(float* row, float* gradOutput, float* weight, float mean, float rstd,
-        float* partialWeight, int count)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe (float SumG, float SumGXhat) GradientSums<TWidth, TFloat, TDouble>(float* row, float* gradOutput, float* weight, float mean, float rstd,
+        float* partialWeight, int count) where TWidth : IWidth<TFloat, TDouble>
     {
-        var m = Vector512.Create(mean);
-        var r = Vector512.Create(rstd);
-        var sumG = Vector512<float>.Zero;
-        var sumGXhat = Vector512<float>.Zero;
+        var m = TWidth.Broadcast(mean);
+        var r = TWidth.Broadcast(rstd);
+        var sumG = TWidth.Broadcast(0f);
+        var sumGXhat = sumG;
         float* partialBias = partialWeight + count;
         int j = 0;
-        for (; j <= count - Vector512<float>.Count; j += Vector512<float>.Count)
+        for (; j <= count - TWidth.Lanes; j += TWidth.Lanes)
         {
-            var xhat = (Vector512.Load(row + j) - m) * r;
-            var dy = Vector512.Load(gradOutput + j);
-            var g = weight is null ? dy : dy * Vector512.Load(weight + j);
-            sumG += g;
-            sumGXhat = Vector512.FusedMultiplyAdd(g, xhat, sumGXhat);
+            var xhat = TWidth.Multiply(TWidth.Subtract(TWidth.Load(row + j), m), r);
+            var dy = TWidth.Load(gradOutput + j);
+            var g = weight is null ? dy : TWidth.Multiply(dy, TWidth.Load(weight + j));
+            sumG = TWidth.Add(sumG, g);
+            sumGXhat = TWidth.Fma(g, xhat, sumGXhat);
             if (partialWeight is null) continue;
-            Vector512.FusedMultiplyAdd(dy, xhat, Vector512.Load(partialWeight + j)).Store(partialWeight + j);
-            (Vector512.Load(partialBias + j) + dy).Store(partialBias + j);
+            TWidth.Store(TWidth.Fma(dy, xhat, TWidth.Load(partialWeight + j)), partialWeight + j);
+            TWidth.Store(TWidth.Add(TWidth.Load(partialBias + j), dy), partialBias + j);
         }
-        float g0 = Vector512.Sum(sumG), gx0 = Vector512.Sum(sumGXhat);
+        float g0 = TWidth.Sum(sumG), gx0 = TWidth.Sum(sumGXhat);
         for (; j < count; j++)
         {
             float xhat = (row[j] - mean) * rstd, dy = gradOutput[j];
@@ -323,24 +252,26 @@ public sealed partial class CpuBackend
 
     /// <summary>Second backward pass: <c>ds = rstd (g - mean(g) - xhat mean(g xhat)) + gradResidual</c>;
     /// <c>gradX += lambdaX ds</c>, <c>gradBranch += beta ds</c>.</summary>
-    private static unsafe void InputGradient(in RowGradient a, int count)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void InputGradient<TWidth, TFloat, TDouble>(in RowGradient a, int count) where TWidth : IWidth<TFloat, TDouble>
     {
-        var m = Vector512.Create(a.Mean);
-        var r = Vector512.Create(a.Rstd);
-        var meanG = Vector512.Create(a.MeanG);
-        var meanGXhat = Vector512.Create(a.MeanGXhat);
-        var lambdaX = Vector512.Create(a.LambdaX);
-        var beta = Vector512.Create(a.Beta);
+        var m = TWidth.Broadcast(a.Mean);
+        var r = TWidth.Broadcast(a.Rstd);
+        var meanG = TWidth.Broadcast(a.MeanG);
+        // xhat * (-mean(g xhat)) has exactly the bits of (-xhat) * mean(g xhat): a sign flip is exact.
+        var minusMeanGXhat = TWidth.Broadcast(-a.MeanGXhat);
+        var lambdaX = TWidth.Broadcast(a.LambdaX);
+        var beta = TWidth.Broadcast(a.Beta);
         int j = 0;
-        for (; j <= count - Vector512<float>.Count; j += Vector512<float>.Count)
+        for (; j <= count - TWidth.Lanes; j += TWidth.Lanes)
         {
-            var xhat = (Vector512.Load(a.Input + j) - m) * r;
-            var dy = Vector512.Load(a.GradOutput + j);
-            var g = a.Weight is null ? dy : dy * Vector512.Load(a.Weight + j);
-            var ds = Vector512.FusedMultiplyAdd(-xhat, meanGXhat, g - meanG) * r;
-            if (a.GradResidual is not null) ds += Vector512.Load(a.GradResidual + j);
-            if (a.GradX is not null) Vector512.FusedMultiplyAdd(ds, lambdaX, Vector512.Load(a.GradX + j)).Store(a.GradX + j);
-            if (a.GradBranch is not null) Vector512.FusedMultiplyAdd(ds, beta, Vector512.Load(a.GradBranch + j)).Store(a.GradBranch + j);
+            var xhat = TWidth.Multiply(TWidth.Subtract(TWidth.Load(a.Input + j), m), r);
+            var dy = TWidth.Load(a.GradOutput + j);
+            var g = a.Weight is null ? dy : TWidth.Multiply(dy, TWidth.Load(a.Weight + j));
+            var ds = TWidth.Multiply(TWidth.Fma(xhat, minusMeanGXhat, TWidth.Subtract(g, meanG)), r);
+            if (a.GradResidual is not null) ds = TWidth.Add(ds, TWidth.Load(a.GradResidual + j));
+            if (a.GradX is not null) TWidth.Store(TWidth.Fma(ds, lambdaX, TWidth.Load(a.GradX + j)), a.GradX + j);
+            if (a.GradBranch is not null) TWidth.Store(TWidth.Fma(ds, beta, TWidth.Load(a.GradBranch + j)), a.GradBranch + j);
         }
         for (; j < count; j++)
         {
