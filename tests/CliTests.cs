@@ -74,6 +74,18 @@ public sealed class CliTests
         Assert.Contains("'tpu' is not a device", badError);
     }
 
+    [Theory]
+    [InlineData("gemm --m 0", "--m, --n and --k must be positive")]
+    [InlineData("gemm --runs 0", "--runs must be positive")]
+    [InlineData("ops --channels 10 --heads 3", "--channels (10) must be a multiple of --heads (3)")]
+    [InlineData("ops --vocab -1", "must be positive")]
+    public void BadBenchSettingNamesTheOption(string arguments, string message)
+    {
+        var (code, _, error) = Dslm(["bench", .. arguments.Split(' ')]);
+        Assert.Equal(2, code);
+        Assert.Contains(message, error);
+    }
+
     [Fact]
     public void BenchGemmWritesJson()
     {
