@@ -21,6 +21,7 @@ public static class CliApp
         root.Subcommands.Add(demo);
         root.Subcommands.Add(BenchCommands.Create(output));
         root.Subcommands.Add(TheoryCommand.Create(output));
+        root.Subcommands.Add(DataCommand.Create(output));
         try
         {
             return root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
