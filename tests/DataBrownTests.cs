@@ -68,11 +68,20 @@ public sealed class DataBrownTests
         Assert.Contains("already prepared", output);
     }
 
-    [Fact]
-    public void DataBrownWithACorruptTarballExitsOneNamingIt()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void DataBrownWithACorruptOrTruncatedTarballExitsOneNamingIt(bool truncated)
     {
         using var cache = new TempFolder();
-        File.WriteAllText(cache.File(BrownCorpus.TarballName), "not gzip");
+        string tarball = cache.File(BrownCorpus.TarballName);
+        if (truncated)
+        {
+            WriteFakeTarball(tarball);
+            var bytes = File.ReadAllBytes(tarball);
+            File.WriteAllBytes(tarball, bytes[..(bytes.Length / 2)]);
+        }
+        else File.WriteAllText(tarball, "not gzip");
         var (code, _, error) = CliTests.Dslm("data", "brown", "--cache", cache.Path);
         Assert.Equal(1, code);
         Assert.Contains(BrownCorpus.TarballName, error);

