@@ -131,7 +131,8 @@ public sealed class SafeTensorsReader : IDisposable
     }
 
     /// <summary>Reads tensor <paramref name="name"/> into <paramref name="destination"/> on
-    /// <paramref name="backend"/>, after checking that dtype and shape match it exactly.</summary>
+    /// <paramref name="backend"/>, after checking that dtype and shape match it exactly. A CPU tensor is filled
+    /// straight from the file; other devices go through one host copy of this tensor.</summary>
     /// <exception cref="SafeTensorsFormatException">The tensor is missing or its dtype or shape differs; the
     /// message names the file, the tensor, and the expected and found values.</exception>
     public void ReadInto(string name, Backend backend, Tensor destination)
@@ -144,7 +145,14 @@ public sealed class SafeTensorsReader : IDisposable
             throw new SafeTensorsFormatException(FilePath, $"expected dtype {expected.HeaderName()} but found {entry.DType.HeaderName()}", name);
         if (!entry.Shape.AsSpan().SequenceEqual(destination.Shape.Dimensions))
             throw new SafeTensorsFormatException(FilePath, $"expected shape {destination.Shape} but found {entry.ShapeText}", name);
-        if (destination.DType == DType.Float32) backend.Upload<float>(destination, ReadFloat32(name));
+        if (destination.Device.Kind == DeviceKind.Cpu && destination.ElementCount <= int.MaxValue)
+        {
+            // CPU tensors: read the file straight into the tensor's memory, no host copy.
+            if (destination.DType == DType.Float32) Read(name, destination.AsSpan<float>());
+            else Read(name, destination.AsSpan<int>());
+            GC.KeepAlive(destination);
+        }
+        else if (destination.DType == DType.Float32) backend.Upload<float>(destination, ReadFloat32(name));
         else backend.Upload<int>(destination, ReadInt32(name));
     }
 

@@ -85,12 +85,19 @@ public sealed class SafeTensorsWriter
     }
 
     /// <summary>Downloads <paramref name="tensor"/> from <paramref name="backend"/> and writes it as the next
-    /// declared tensor (one host copy of this tensor only).</summary>
+    /// declared tensor: a CPU tensor straight from its memory, others through one host copy of this tensor.</summary>
     public void WriteTensor(Backend backend, Tensor tensor)
     {
         ArgumentNullException.ThrowIfNull(backend);
         ArgumentNullException.ThrowIfNull(tensor);
-        if (tensor.DType == DType.Float32)
+        if (tensor.Device.Kind == DeviceKind.Cpu && tensor.ElementCount <= int.MaxValue)
+        {
+            // CPU tensors: write straight from the tensor's memory, no host copy.
+            if (tensor.DType == DType.Float32) WriteTensor<float>(tensor.AsSpan<float>());
+            else WriteTensor<int>(tensor.AsSpan<int>());
+            GC.KeepAlive(tensor);
+        }
+        else if (tensor.DType == DType.Float32)
         {
             var host = new float[tensor.ElementCount];
             backend.Download<float>(host, tensor);
