@@ -319,6 +319,52 @@ public sealed class CheckpointFormatTests : IDisposable
     }
 
     [Fact]
+    public void EveryTruncationAndHeaderByteCorruptionIsANamedFormatErrorOrStillValid()
+    {
+        // Any damage to a valid file either leaves a file that still validates, or gives SafeTensorsFormatException:
+        // never an IndexOutOfRange, Overflow, EndOfStream or JSON exception escaping.
+        using var stream = new MemoryStream();
+        var writer = new SafeTensorsWriter(stream, [("a", SafeTensorsDType.F32, [2, 2]), ("b", SafeTensorsDType.I32, [0]), ("c", SafeTensorsDType.I32, [])],
+            new Dictionary<string, string> { ["k"] = "v" });
+        writer.WriteTensor<float>([1f, 2f, 3f, 4f]);
+        writer.WriteTensor<int>([]);
+        writer.WriteTensor<int>([5]);
+        writer.Complete();
+        var valid = stream.ToArray();
+        string path = PathOf("fuzz.safetensors");
+
+        void Check(byte[] bytes)
+        {
+            File.WriteAllBytes(path, bytes);
+            try
+            {
+                using var reader = SafeTensorsReader.Open(path);
+                foreach (var e in reader.Entries)
+                {
+                    if (e.DType == SafeTensorsDType.F32) reader.ReadFloat32(e.Name);
+                    else if (e.DType == SafeTensorsDType.I32) reader.ReadInt32(e.Name);
+                }
+            }
+            catch (SafeTensorsFormatException e)
+            {
+                Assert.Equal(path, e.FilePath);
+            }
+        }
+
+        for (int length = 0; length < valid.Length; length++) Check(valid[..length]);
+        long dataStart = 8 + BinaryPrimitives.ReadInt64LittleEndian(valid);
+        foreach (byte value in new byte[] { 0x00, 0x20, 0x22, 0x2C, 0x31, 0x39, 0x5B, 0x5D, 0x7B, 0x7D, 0x80, 0xFF })
+        {
+            for (int i = 0; i < dataStart; i++)
+            {
+                var bytes = (byte[])valid.Clone();
+                bytes[i] = value;
+                Check(bytes);
+            }
+        }
+    }
+
+    [Fact]
     public void WriterRejectsBadDeclarationsAndWrongData()
     {
         using var stream = new MemoryStream();
