@@ -26,12 +26,13 @@ internal static class ValidateCommand
     }
 
     /// <summary>Runs the validation; <paramref name="scaledComponent"/>'s predictions are multiplied by
-    /// <paramref name="predictionScale"/> (a test seam for a deliberately wrong formula).</summary>
+    /// <paramref name="predictionScale"/> (a test seam for a deliberately wrong formula), and
+    /// <paramref name="components"/> restricts the run (tests; default all five).</summary>
     internal static int Run(TextWriter output, bool quick, int seed, string? jsonPath,
-        string? scaledComponent = null, double predictionScale = 1)
+        string? scaledComponent = null, double predictionScale = 1, string[]? components = null)
     {
         using var backend = new CpuBackend();
-        var results = ComponentValidation.Components
+        var results = (components ?? ComponentValidation.Components)
             .Select(c => ComponentValidation.Validate(backend, c, quick, seed, c == scaledComponent ? predictionScale : 1))
             .ToArray();
         double slack = ComponentValidation.Slack(quick);
