@@ -54,7 +54,7 @@ internal static class ComponentValidation
     /// <summary>
     /// The grid of one component: dslm-theory.md 5.1's lists, or with <paramref name="quick"/> the subset that keeps
     /// the extreme ends of the widest axes (documented in docs/theory.md "Validate"): L = 8 (the noise of every statistic is set by the batch x channel samples, not by L), the
-    /// smallest widths (100), and for each other axis its first and last value, except ReLU/GeLU s in {1, sqrt 10}
+    /// smallest widths (100), and a subset of each other axis (the Pick indices below; listed in docs/theory.md), e.g. ReLU/GeLU s in {1, sqrt 10}
     /// (at s = 1/sqrt 10 the mean is small against its sampling noise) and Dropout mu = 0 only (with mu = +-10 the
     /// token covariance is ~3% of the variance, below quick's sampling noise; the full grid keeps them).
     /// </summary>
