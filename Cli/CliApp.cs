@@ -22,6 +22,7 @@ public static class CliApp
         root.Subcommands.Add(BenchCommands.Create(output));
         root.Subcommands.Add(TheoryCommand.Create(output));
         root.Subcommands.Add(DataCommand.Create(output));
+        root.Subcommands.Add(ValidateCommand.Create(output));
         try
         {
             return root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });

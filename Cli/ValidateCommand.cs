@@ -1,0 +1,85 @@
+using System.CommandLine;
+using DeepScaleLM.Cli.Validation;
+using DeepScaleLM.Native.Cpu;
+
+namespace DeepScaleLM.Cli;
+
+/// <summary>
+/// <c>dslm validate</c>: the component formulas of Theory (dslm-theory.md 2.1-2.5) against the real CPU ops on the
+/// grids of 5.1, reporting p50/p90/p99 relative errors beside the paper's table; exit 1 where one is worse.
+/// </summary>
+internal static class ValidateCommand
+{
+    public static Command Create(TextWriter output)
+    {
+        var quick = new Option<bool>("--quick") { Description = "a documented subset of each grid with smaller samples (seconds); the default runs the full 5.1 grids (long)" };
+        var json = new Option<string?>("--json") { Description = "also write the per-component percentiles as JSON to this path" };
+        var seed = new Option<int>("--seed") { Description = "seed of the inputs, gradients, weights and dropout masks", DefaultValueFactory = _ => 42 };
+        var command = new Command("validate",
+            "Run Linear, ReLU, GeLU, LayerNorm and Dropout through the CPU ops on Gaussian token-correlated inputs and " +
+            "compare the measured moments with the theory (dslm-theory.md 5.1); exits 1 where an error exceeds the paper's.")
+        {
+            quick, json, seed,
+        };
+        command.SetAction(parse => Run(output, parse.GetValue(quick), parse.GetValue(seed), parse.GetValue(json)));
+        return command;
+    }
+
+    /// <summary>Runs the validation; <paramref name="scaledComponent"/>'s predictions are multiplied by
+    /// <paramref name="predictionScale"/> (a test seam for a deliberately wrong formula), and
+    /// <paramref name="components"/> restricts the run (tests; default all five).</summary>
+    internal static int Run(TextWriter output, bool quick, int seed, string? jsonPath,
+        string? scaledComponent = null, double predictionScale = 1, string[]? components = null)
+    {
+        using var backend = new CpuBackend();
+        var results = (components ?? ComponentValidation.Components)
+            .Select(c => ComponentValidation.Validate(backend, c, quick, seed, c == scaledComponent ? predictionScale : 1))
+            .ToArray();
+        double slack = ComponentValidation.Slack(quick);
+        output.WriteLine($"dslm validate ({(quick ? "quick subset" : "full grids")}, seed {seed}): relative error % at p50 / p90 / p99, measured | paper (dslm-theory.md 5.1)");
+        output.WriteLine($"a run fails where measured > paper + {slack:0.##} percentage points of slack" +
+            (quick ? " (quick: ~100x fewer samples than the paper, so sampling noise is ~1%)" : " (float32 ops, LayerNorm epsilon)"));
+        output.WriteLine($"{"component",-10} {"settings",8}  {"quantity",-7}  {"measured",-22} | paper");
+        foreach (var r in results)
+            foreach (var q in r.Quantities)
+                output.WriteLine($"{r.Component,-10} {r.Settings,8}  {q.Quantity,-7}  {Triple(q.Measured),-22} | {Triple(q.Paper)}");
+        var failures = results.SelectMany(r => ComponentValidation.Failures(r, quick)).ToArray();
+        foreach (var failure in failures) output.WriteLine($"FAIL {failure}");
+        output.WriteLine(failures.Length == 0 ? "all components within the paper's errors" : $"{failures.Length} percentile(s) worse than the paper");
+        if (jsonPath is not null)
+            MachineInfo.WriteJson(jsonPath, w =>
+            {
+                w.WriteBoolean("quick", quick);
+                w.WriteNumber("seed", seed);
+                w.WriteNumber("slack_percent", slack);
+                w.WriteStartArray("components");
+                foreach (var r in results)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("component", r.Component);
+                    w.WriteNumber("settings", r.Settings);
+                    w.WriteStartObject("quantities");
+                    foreach (var q in r.Quantities)
+                    {
+                        w.WriteStartObject(q.Quantity.Replace(' ', '_'));
+                        w.WriteNumber("p50", q.P50);
+                        w.WriteNumber("p90", q.P90);
+                        w.WriteNumber("p99", q.P99);
+                        w.WriteStartArray("paper");
+                        foreach (double v in q.Paper) w.WriteNumberValue(v);
+                        w.WriteEndArray();
+                        w.WriteEndObject();
+                    }
+                    w.WriteEndObject();
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+                w.WriteStartArray("failures");
+                foreach (var f in failures) w.WriteStringValue(f);
+                w.WriteEndArray();
+            });
+        return failures.Length == 0 ? 0 : 1;
+    }
+
+    private static string Triple(double[] v) => $"{v[0]:0.###} / {v[1]:0.###} / {v[2]:0.###}";
+}
