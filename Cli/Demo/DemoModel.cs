@@ -70,7 +70,7 @@ internal sealed class DemoModel : IDisposable
         _targets = backend.Allocate(DType.Int32, rows);
         _lossesHost = new float[rows];
         ParameterCount = parameterCount;
-        Initialize(new Random(config.Seed));
+        Initialize(new GaussianSampler(new Random(config.Seed)));
     }
 
     /// <summary>Trainable scalars.</summary>
@@ -175,7 +175,7 @@ internal sealed class DemoModel : IDisposable
     private (Tensor Weight, Tensor Bias) NextNormGrad(int layer) => layer + 1 < _config.Layers
         ? (_dw.Blocks[layer + 1].Ln1Weight, _dw.Blocks[layer + 1].Ln1Bias) : (_dw.FinalNormWeight, _dw.FinalNormBias);
 
-    private void Initialize(Random random)
+    private void Initialize(GaussianSampler random)
     {
         // Every std from the DSLM plan; biases 0; layer norms gamma 1, beta 0.
         Fill(_w.TokenTable, random, _plan.EmbeddingStd);
@@ -195,11 +195,11 @@ internal sealed class DemoModel : IDisposable
         Ones(_w.FinalNormWeight);
     }
 
-    private void Fill(Tensor tensor, Random random, double std)
+    private void Fill(Tensor tensor, GaussianSampler random, double std)
     {
         var values = new float[tensor.ElementCount];
         for (int i = 0; i < values.Length; i++)
-            values[i] = (float)(std * Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble()));
+            values[i] = (float)(std * random.Next());
         _backend.Upload<float>(tensor, values);
     }
 

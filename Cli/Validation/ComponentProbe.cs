@@ -18,24 +18,9 @@ internal readonly record struct MeasuredMoments(SignalMoments Forward, GradientM
 /// </summary>
 internal sealed class ComponentProbe(Backend backend, int seed)
 {
-    private readonly Random random = new(seed);
+    private readonly GaussianSampler gaussian = new(new Random(seed));
 
-    /// <summary>A standard normal draw (Box-Muller on the probe's seeded generator).</summary>
-    private double Normal()
-    {
-        if (spare is double kept)
-        {
-            spare = null;
-            return kept;
-        }
-        double u = 1 - random.NextDouble(), v = random.NextDouble();
-        double radius = Math.Sqrt(-2 * Math.Log(u));
-        var (sin, cos) = Math.SinCos(2 * Math.PI * v);
-        spare = radius * sin;
-        return radius * cos;
-    }
-
-    private double? spare;
+    private double Normal() => gaussian.Next();
 
     /// <summary>A [batch, tokens, channels] tensor of token-correlated Gaussians with the given moments.</summary>
     public Tensor Correlated(int batch, int tokens, int channels, double mean, double std, double correlation)
@@ -125,7 +110,7 @@ internal sealed class ComponentProbe(Backend backend, int seed)
     {
         using var x = Correlated(batch, tokens, channels, input.Mean, Math.Sqrt(input.Variance), input.Correlation);
         using var y = backend.Allocate(batch, tokens, channels);
-        ulong maskSeed = (ulong)random.NextInt64();
+        ulong maskSeed = (ulong)gaussian.Random.NextInt64();
         backend.Dropout(y, x, (float)probability, maskSeed, 0);
         using var gy = Correlated(batch, tokens, channels, 0, Math.Sqrt(gradient.Variance), gradient.Correlation);
         using var gx = backend.Allocate(batch, tokens, channels);
