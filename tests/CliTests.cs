@@ -2,6 +2,7 @@ using System.Text.Json;
 using DeepScaleLM.Cli;
 using DeepScaleLM.Cli.Demo;
 using DeepScaleLM.Native.Cpu;
+using DeepScaleLM.Training.Evaluation;
 
 namespace DeepScaleLM.Tests;
 
@@ -26,12 +27,7 @@ public sealed class CliTests
         // A uniform guess over 256 bytes costs ln 256 = 5.545 nats, and the init starts near it. A model that only
         // learned the byte frequencies would sit at the text's unigram entropy; the default demo must go below it
         // within its 60 steps, i.e. use the context through attention.
-        var tokens = DemoText.Tokens();
-        double unigramEntropy = tokens.GroupBy(t => t).Sum(g =>
-        {
-            double p = (double)g.Count() / tokens.Length;
-            return -p * Math.Log(p);
-        });
+        double unigramEntropy = UnigramBaseline.BitsPerByte(DemoText.Tokens()) * Math.Log(2); // in nats, like the loss
         Assert.InRange(result.Losses[0], 5.0, 6.5);
         double lastFive = result.Losses[^5..].Average();
         Assert.True(lastFive < unigramEntropy, $"loss after {result.Losses.Length} steps {lastFive:F3} is not below the unigram entropy {unigramEntropy:F3}");
