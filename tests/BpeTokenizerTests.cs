@@ -121,7 +121,7 @@ public sealed class BpeTokenizerTests
         var vocabulary = ByteVocabulary();
         vocabulary.Remove("Ġ");
         var e = Assert.Throws<InvalidDataException>(() => BytePairTokenizer.FromGpt2Files(WriteBpeFolder(folder, vocabulary, "")));
-        Assert.Contains("lacks the byte symbol 'Ġ' (U+0120)", e.Message);
+        Assert.Contains("vocab.json: lacks the byte symbol 'Ġ' (U+0120)", e.Message);
     }
 
     [Theory]
@@ -171,7 +171,12 @@ public sealed class BpeTokenizerTests
         File.WriteAllText(folder.File("broken/vocab.json"), "{ not json");
         File.WriteAllText(folder.File("broken/merges.txt"), "#version: 0.2\n");
         var broken = Assert.Throws<InvalidDataException>(() => BytePairTokenizer.FromGpt2Files(Path.Combine(folder.Path, "broken")));
-        Assert.Contains("broken", broken.Message);
-        Assert.Contains("not a valid GPT-2 BPE", broken.Message);
+        Assert.StartsWith(Path.Combine(folder.Path, "broken", "vocab.json") + ": not valid JSON", broken.Message);
+
+        var badMerge = Assert.Throws<InvalidDataException>(() => BytePairTokenizer.FromGpt2Files(WriteBpeFolder(folder, ByteVocabulary(), "l o\nlow\n")));
+        Assert.EndsWith("merges.txt line 3: 'low' is not two tokens separated by one space", badMerge.Message);
+
+        var unknownMerge = Assert.Throws<InvalidDataException>(() => BytePairTokenizer.FromGpt2Files(WriteBpeFolder(folder, ByteVocabulary(), "l o\n")));
+        Assert.Contains("do not fit together", unknownMerge.Message); // "lo" is not in the vocabulary
     }
 }

@@ -63,25 +63,69 @@ public sealed class BytePairTokenizer : ITokenizer
         string mergesPath = Path.Combine(folder, MergesFileName);
         foreach (string file in new[] { vocabularyPath, mergesPath })
             if (!File.Exists(file)) throw new FileNotFoundException($"BPE folder '{folder}' has no {Path.GetFileName(file)} (it needs {VocabularyFileName} and {MergesFileName})", file);
-        Microsoft.ML.Tokenizers.BpeTokenizer tokenizer;
+        var vocabulary = ReadVocabulary(vocabularyPath);
+        var merges = ReadMerges(mergesPath);
+        string? missing = Gpt2ByteSymbols().FirstOrDefault(symbol => !vocabulary.ContainsKey(symbol));
+        if (missing is not null)
+            throw new InvalidDataException($"{vocabularyPath}: lacks the byte symbol '{missing}' (U+{(int)missing[0]:X4}); a byte-level vocabulary needs all 256");
+        Dictionary<string, int>? special = vocabulary.TryGetValue(EndOfText, out int endOfText) ? new() { [EndOfText] = endOfText } : null;
+        var options = new BpeOptions(vocabulary)
+        {
+            Merges = merges,
+            ByteLevel = true,
+            SpecialTokens = special,
+            PreTokenizer = new RegexPreTokenizer(Gpt2PreTokenization, special),
+        };
         try
         {
-            var options = new BpeOptions(vocabularyPath, mergesPath) { ByteLevel = true };
-            var vocabulary = options.Vocabulary!.ToDictionary(pair => pair.Key, pair => pair.Value, StringComparer.Ordinal);
-            string? missing = Gpt2ByteSymbols().FirstOrDefault(symbol => !vocabulary.ContainsKey(symbol));
-            if (missing is not null)
-                throw new InvalidDataException($"BPE folder '{folder}': {VocabularyFileName} lacks the byte symbol '{missing}' (U+{(int)missing[0]:X4}); a byte-level vocabulary needs all 256");
-            Dictionary<string, int>? special = vocabulary.TryGetValue(EndOfText, out int endOfText) ? new() { [EndOfText] = endOfText } : null;
-            options.SpecialTokens = special;
-            options.PreTokenizer = new RegexPreTokenizer(Gpt2PreTokenization, special);
-            tokenizer = Microsoft.ML.Tokenizers.BpeTokenizer.Create(options);
-            if (vocabulary.Values.Min() < 0) throw new InvalidDataException($"BPE folder '{folder}': {VocabularyFileName} has a negative id");
-            return new BytePairTokenizer(tokenizer, vocabulary.Values.Max() + 1);
+            return new BytePairTokenizer(Microsoft.ML.Tokenizers.BpeTokenizer.Create(options), vocabulary.Values.Max() + 1);
         }
-        catch (Exception e) when (e is JsonException or ArgumentException or InvalidOperationException or FormatException)
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
         {
-            throw new InvalidDataException($"BPE folder '{folder}': {VocabularyFileName} / {MergesFileName} are not a valid GPT-2 BPE: {e.Message}", e);
+            throw new InvalidDataException($"BPE folder '{folder}': {VocabularyFileName} and {MergesFileName} do not fit together: {e.Message}", e);
         }
+    }
+
+    /// <summary>vocab.json: one JSON object from token string to a distinct non-negative id. Read here rather than
+    /// by the library, whose file reader uses reflection-based JSON (a NativeAOT warning).</summary>
+    static Dictionary<string, int> ReadVocabulary(string path)
+    {
+        var vocabulary = new Dictionary<string, int>(StringComparer.Ordinal);
+        var ids = new HashSet<int>();
+        try
+        {
+            using var document = JsonDocument.Parse(File.ReadAllBytes(path));
+            if (document.RootElement.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{path}: not a JSON object of token -> id");
+            foreach (var token in document.RootElement.EnumerateObject())
+            {
+                if (!token.Value.TryGetInt32(out int id) || id < 0) throw new InvalidDataException($"{path}: token '{token.Name}' has no non-negative integer id");
+                if (!vocabulary.TryAdd(token.Name, id)) throw new InvalidDataException($"{path}: token '{token.Name}' appears twice");
+                if (!ids.Add(id)) throw new InvalidDataException($"{path}: id {id} is given to two tokens");
+            }
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path}: not valid JSON: {e.Message}", e);
+        }
+        if (vocabulary.Count == 0) throw new InvalidDataException($"{path}: the vocabulary is empty");
+        return vocabulary;
+    }
+
+    /// <summary>merges.txt: an optional "#version" first line, then one "left right" pair per line.</summary>
+    static List<string> ReadMerges(string path)
+    {
+        var merges = new List<string>();
+        int lineNumber = 0;
+        foreach (string line in File.ReadLines(path))
+        {
+            lineNumber++;
+            if (line.Length == 0 || (lineNumber == 1 && line.StartsWith("#version", StringComparison.Ordinal))) continue;
+            int space = line.IndexOf(' ');
+            if (space <= 0 || space == line.Length - 1 || line.IndexOf(' ', space + 1) >= 0)
+                throw new InvalidDataException($"{path} line {lineNumber}: '{line}' is not two tokens separated by one space");
+            merges.Add(line);
+        }
+        return merges;
     }
 
     /// <summary>GPT-2's bytes_to_unicode (openai/gpt-2 encoder.py): the printable bytes '!'..'~', 0xA1..0xAC and
