@@ -70,7 +70,7 @@ public sealed class CheckpointAtomicityTests : IDisposable
         string dir = Path.Combine(_folder, "ckpt");
         CheckpointDirectory.Write(dir,
         [
-            (CheckpointDirectory.TensorsFile, s => WriteTensors(s, 1f, 100)),
+            (CheckpointDirectory.ModelFile, s => WriteTensors(s, 1f, 100)),
             (CheckpointDirectory.ConfigFile, s => s.Write("{\"layers\":2}"u8)),
             (CheckpointDirectory.TrainerStateFile, s => WriteTensors(s, 5f, 3)),
         ]);
@@ -80,13 +80,13 @@ public sealed class CheckpointAtomicityTests : IDisposable
         // The failure hits the second file after the first is complete, and the third file mid-write.
         Assert.Throws<IOException>(() => CheckpointDirectory.Write(dir,
         [
-            (CheckpointDirectory.TensorsFile, s => WriteTensors(s, 2f, 100)),
+            (CheckpointDirectory.ModelFile, s => WriteTensors(s, 2f, 100)),
             (CheckpointDirectory.ConfigFile, s => s.Write("{\"layers\":3}"u8)),
             (CheckpointDirectory.TrainerStateFile, s => WriteTensors(new ThrowAfterStream(s, 50), 6f, 3)),
         ]));
         Assert.Throws<InvalidOperationException>(() => CheckpointDirectory.Write(dir,
         [
-            (CheckpointDirectory.TensorsFile, s => WriteTensors(s, 2f, 100)),
+            (CheckpointDirectory.ModelFile, s => WriteTensors(s, 2f, 100)),
             (CheckpointDirectory.ConfigFile, _ => throw new InvalidOperationException("config failed")),
         ]));
 
@@ -101,8 +101,8 @@ public sealed class CheckpointAtomicityTests : IDisposable
     {
         string dir = Path.Combine(_folder, "ckpt");
         CheckpointDirectory.Write(dir, [("old-only.json", s => s.Write("{}"u8)), (CheckpointDirectory.ConfigFile, s => s.Write("1"u8))]);
-        CheckpointDirectory.Write(dir, [(CheckpointDirectory.ConfigFile, s => s.Write("2"u8)), (CheckpointDirectory.TensorsFile, s => WriteTensors(s, 4f, 2))]);
-        Assert.Equal([CheckpointDirectory.ConfigFile, CheckpointDirectory.TensorsFile], Directory.GetFiles(dir).Select(Path.GetFileName).Order());
+        CheckpointDirectory.Write(dir, [(CheckpointDirectory.ConfigFile, s => s.Write("2"u8)), (CheckpointDirectory.ModelFile, s => WriteTensors(s, 4f, 2))]);
+        Assert.Equal([CheckpointDirectory.ConfigFile, CheckpointDirectory.ModelFile], Directory.GetFiles(dir).Select(Path.GetFileName).Order());
         Assert.Equal("2", File.ReadAllText(Path.Combine(dir, CheckpointDirectory.ConfigFile)));
         Assert.Equal([dir], Directory.GetFileSystemEntries(_folder));
     }

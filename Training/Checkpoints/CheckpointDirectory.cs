@@ -1,8 +1,9 @@
 namespace DeepScaleLM.Training.Checkpoints;
 
 /// <summary>
-/// Writes a checkpoint folder (tensors.safetensors, config.json, trainer state, ...) so that it is replaced as a
-/// whole: either every new file is in place or the previous checkpoint is.
+/// Writes a checkpoint folder (model.safetensors, config.json, trainer-state.json, optimizer.safetensors; see
+/// <see cref="TrainingCheckpoint"/>) so that it is replaced as a whole: either every new file is in place or the
+/// previous checkpoint is.
 /// </summary>
 /// <remarks>
 /// <para>Protocol for <see cref="Write"/> on folder DIR:</para>
@@ -21,14 +22,17 @@ namespace DeepScaleLM.Training.Checkpoints;
 /// </remarks>
 public static class CheckpointDirectory
 {
-    /// <summary>Conventional name of the tensor file in a checkpoint folder.</summary>
-    public const string TensorsFile = "tensors.safetensors";
+    /// <summary>The model parameters (safetensors, PyTorch names and layouts).</summary>
+    public const string ModelFile = "model.safetensors";
 
-    /// <summary>Conventional name of the architecture file in a checkpoint folder.</summary>
+    /// <summary>The architecture (the model config's JSON).</summary>
     public const string ConfigFile = "config.json";
 
-    /// <summary>Conventional name of the trainer-state file in a checkpoint folder.</summary>
-    public const string TrainerStateFile = "trainer-state.safetensors";
+    /// <summary>Step, seeds, loss scaler, tokenizer and the config's hash (<see cref="TrainerState"/>, JSON).</summary>
+    public const string TrainerStateFile = "trainer-state.json";
+
+    /// <summary>The optimizer moments (<see cref="OptimizerMoments"/>, safetensors).</summary>
+    public const string OptimizerFile = "optimizer.safetensors";
 
     /// <summary>Writes a new checkpoint folder at <paramref name="directory"/>, replacing any previous one only
     /// when every file is complete on disk.</summary>
