@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using DeepScaleLM.Native;
 
@@ -160,11 +161,23 @@ public sealed record ModelConfig
     public string ToJson() => JsonSerializer.Serialize(this, ModelConfigJsonContext.Snake.ModelConfig);
 
     /// <summary>A config from JSON written by <see cref="ToJson"/> (missing fields take their defaults), validated.</summary>
-    /// <exception cref="ArgumentException">The JSON is malformed or the config is invalid.</exception>
+    /// <exception cref="ArgumentException">The JSON is malformed, names an unknown field, or the config is invalid.</exception>
     public static ModelConfig FromJson(string json)
     {
         ModelConfig? config;
-        try { config = JsonSerializer.Deserialize(json, ModelConfigJsonContext.Snake.ModelConfig); }
+        try
+        {
+            // The source generator sets init-only properties through one object initializer, so a field missing from
+            // the JSON would become 0 rather than its default: fill the gaps from the default config's JSON first.
+            var given = JsonNode.Parse(json) as JsonObject ?? throw new ArgumentException("model config: the JSON is not an object", nameof(json));
+            var merged = (JsonObject)JsonNode.Parse(new ModelConfig().ToJson())!;
+            foreach (var (name, value) in given)
+            {
+                if (!merged.ContainsKey(name)) throw new ArgumentException($"model config: unknown field '{name}'", name);
+                merged[name] = value?.DeepClone();
+            }
+            config = merged.Deserialize(ModelConfigJsonContext.Snake.ModelConfig);
+        }
         catch (JsonException e) { throw new ArgumentException($"model config: {e.Message}", nameof(json), e); }
         if (config is null) throw new ArgumentException("model config: the JSON is null", nameof(json));
         config.Validate();
