@@ -1,0 +1,73 @@
+using DeepScaleLM.Native;
+using DeepScaleLM.Theory;
+using DeepScaleLM.Theory.Components;
+using DeepScaleLM.Theory.Schemes;
+
+namespace DeepScaleLM.Layers;
+
+/// <summary>
+/// The init and residual scaling of one stack, resolved from Theory's schemes (the one source of truth) for the
+/// config: stds per weight kind (0 = zeros; orthogonal = SUO instead of normal), lam and beta, the Value-SkipInit
+/// mix, E-SPA's bias and rescale per layer, and the logit pre-scale of the head.
+/// </summary>
+internal sealed record StackInit(
+    double EmbeddingStd, double QueryStd, double KeyStd, IReadOnlyList<double> ValueStd, IReadOnlyList<double> OutputStd,
+    double FeedForwardInputStd, double FeedForwardOutputStd, bool Orthogonal, ResidualScaling Residual,
+    double CrossValueOutputStd, ResidualScaling CrossResidual, double LogitScale, double FinalCorrelation)
+{
+    /// <summary>The init of a stack of <paramref name="layers"/> blocks.</summary>
+    /// <param name="config">The model.</param>
+    /// <param name="layers">This stack's depth.</param>
+    /// <param name="tokens">The sequence length the model runs at.</param>
+    /// <param name="contextCorrelation">r of the encoder output the cross-attention reads (decoder of an
+    /// encoder-decoder model), for DSLM's V/O std of the cross-attention.</param>
+    public static StackInit For(ModelConfig config, int layers, int tokens, double contextCorrelation)
+    {
+        var shape = new TransformerShape(layers, config.ModelWidth, config.Heads, tokens, config.Dropout) { FeedForwardWidth = config.HiddenWidth };
+        var depthScaling = new ResidualDepthScaling(config.ResidualK, config.ResidualExponent,
+            config.DepthCounts == DepthCount.Layers ? DepthUnit.Blocks : DepthUnit.Sublayers);
+        double p = config.Dropout;
+        if (config.Init == InitScheme.Espa)
+        {
+            // Zero queries make softmax(QK^T + B) = softmax(B) at init; keys N(0, 1/d); V, output and feed-forward
+            // SUO-orthogonal (spa-theory.md 2.1, 4); unit-variance embeddings and logits as in DSLM.
+            double embedding = DslmInit.EmbeddingStd(p, 2);
+            var ones = Enumerable.Repeat(1.0, layers).ToArray();
+            return new StackInit(embedding, 0, DslmInit.QueryKeyStd(config.ModelWidth), ones, ones, 1, 1, Orthogonal: true,
+                ResidualScaling.Plain, 1, depthScaling.For(layers), DslmInit.LogitScale(config.ModelWidth, embedding * embedding), 1);
+        }
+        var plan = config.Init switch
+        {
+            InitScheme.Dslm => DslmInit.Plan(shape, depthScaling),
+            InitScheme.Xavier => XavierInit.Plan(shape),
+            InitScheme.DeepNet => DeepNetInit.Plan(shape),
+            _ => SimpleInit.Plan(shape),
+        };
+        double finalCorrelation = 1, crossValueOutput = plan.ValueStd[^1];
+        if (config.Init == InitScheme.Dslm)
+        {
+            finalCorrelation = DslmInit.ValueOutputRecursion(config.ModelWidth, p, layers, plan.Residual).FinalCorrelation;
+            crossValueOutput = DslmInit.ValueOutputStd(config.ModelWidth, p, contextCorrelation);
+        }
+        return new StackInit(plan.EmbeddingStd, plan.QueryKeyStd, plan.QueryKeyStd, plan.ValueStd, plan.OutputStd,
+            plan.FeedForwardInputStd, plan.FeedForwardOutputStd, Orthogonal: false, plan.Residual, crossValueOutput, plan.Residual,
+            plan.LogitScale, finalCorrelation);
+    }
+
+    /// <summary>
+    /// The feed-forward activation; LeakyRelu takes TAT's slope for the model's chain of activations (spa-theory.md 3:
+    /// C_f(0) = 0.9). A chain too short to reach 0.9 even with ReLU (12 or fewer) gets slope 0, the closest to it.
+    /// </summary>
+    /// <param name="config">The model.</param>
+    public static ActivationFunction Activation(ModelConfig config)
+    {
+        switch (config.Activation)
+        {
+            case FeedForwardActivation.Relu: return ActivationFunction.Relu;
+            case FeedForwardActivation.Gelu: return ActivationFunction.GeluErf;
+        }
+        int chain = config.Layers + (config.Kind == ModelKind.EncoderDecoder ? config.EncoderDepth : 0);
+        double slope = TatLeakyRelu.ChainZeroCorrelation(chain, 0) < TatLeakyRelu.DefaultTarget ? 0 : TatLeakyRelu.Solve(chain).NegativeSlope;
+        return ActivationFunction.ScaledLeakyRelu((float)slope);
+    }
+}
