@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using DeepScaleLM.Native;
 
@@ -164,22 +163,7 @@ public sealed record ModelConfig
     /// <exception cref="ArgumentException">The JSON is malformed, names an unknown field, or the config is invalid.</exception>
     public static ModelConfig FromJson(string json)
     {
-        ModelConfig? config;
-        try
-        {
-            // The source generator sets init-only properties through one object initializer, so a field missing from
-            // the JSON would become 0 rather than its default: fill the gaps from the default config's JSON first.
-            var given = JsonNode.Parse(json) as JsonObject ?? throw new ArgumentException("model config: the JSON is not an object", nameof(json));
-            var merged = (JsonObject)JsonNode.Parse(new ModelConfig().ToJson())!;
-            foreach (var (name, value) in given)
-            {
-                if (!merged.ContainsKey(name)) throw new ArgumentException($"model config: unknown field '{name}'", name);
-                merged[name] = value?.DeepClone();
-            }
-            config = merged.Deserialize(ModelConfigJsonContext.Snake.ModelConfig);
-        }
-        catch (JsonException e) { throw new ArgumentException($"model config: {e.Message}", nameof(json), e); }
-        if (config is null) throw new ArgumentException("model config: the JSON is null", nameof(json));
+        var config = ConfigJson.Read(json, "model config", new ModelConfig().ToJson(), ModelConfigJsonContext.Snake.ModelConfig);
         config.Validate();
         return config;
     }

@@ -131,7 +131,7 @@ public sealed class TrainerStateTests
     }
 
     static void WriteCheckpoint(string directory, TrainerState state, float weight, Action<Stream>? model = null) =>
-        TrainingCheckpoint.Write(directory, Config, model ?? (stream => WriteModel(stream, weight)), state, Parameters, Moment(weight), Moment(-weight));
+        TrainingCheckpoint.Write(directory, Config, "{}"u8.ToArray(), model ?? (stream => WriteModel(stream, weight)), state, Parameters, Moment(weight), Moment(-weight));
 
     static void WriteModel(Stream stream, float weight)
     {

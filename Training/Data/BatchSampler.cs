@@ -67,7 +67,8 @@ public sealed class BatchSampler
         return batch;
     }
 
-    private static ulong Mix(ulong x)
+    /// <summary>SplitMix64's finaliser: a bijective 64-bit mix (Steele et al. 2014), the hash of every data draw.</summary>
+    internal static ulong Mix(ulong x)
     {
         x += 0x9E3779B97F4A7C15UL;
         x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9UL;
