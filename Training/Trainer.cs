@@ -133,8 +133,8 @@ public sealed class Trainer : IDisposable
         ArgumentNullException.ThrowIfNull(backend);
         ArgumentNullException.ThrowIfNull(data);
         var state = TrainingCheckpoint.ReadState(checkpoint);
-        var config = ReadJson(checkpoint, CheckpointDirectory.ConfigFile, ModelConfig.FromJson);
-        var options = ReadJson(checkpoint, TrainingCheckpoint.OptionsFile, TrainingOptions.FromJson);
+        var config = ModelCheckpoint.ReadConfig(checkpoint);
+        var options = ModelCheckpoint.ReadJson(checkpoint, TrainingCheckpoint.OptionsFile, TrainingOptions.FromJson);
         if (steps is int total)
         {
             if (total <= state.Step)
@@ -147,16 +147,7 @@ public sealed class Trainer : IDisposable
         {
             var scaler = state.LossScaler is { } saved ? new DynamicLossScaler(saved) : null;
             trainer = new Trainer(model, options, data, state.Tokenizer, scaler);
-            string modelFile = Path.Combine(checkpoint, CheckpointDirectory.ModelFile);
-            using (var reader = SafeTensorsReader.Open(modelFile))
-            {
-                foreach (var parameter in model.NamedParameters)
-                {
-                    if (!reader.Contains(parameter.Name))
-                        throw new CheckpointFormatException(modelFile, $"has no tensor '{parameter.Name}' (a parameter of the model in config.json)");
-                    reader.ReadInto(parameter.Name, backend, parameter.Value);
-                }
-            }
+            ModelCheckpoint.ReadWeights(model, checkpoint);
             var first = new float[model.ParameterCount];
             var second = new float[model.ParameterCount];
             TrainingCheckpoint.ReadOptimizerMoments(checkpoint, state, trainer.ParameterShapes(), first, second);
@@ -359,23 +350,6 @@ public sealed class Trainer : IDisposable
     private long TargetBytes(int target) => Tokenizer.Kind == TokenizerKind.Byte ? 1 : Encoding.UTF8.GetByteCount(_tokenizer.Decode([target]));
 
     private List<(string Name, int[] Shape)> ParameterShapes() => [.. Model.NamedParameters.Select(p => (p.Name, p.Value.Shape.Dimensions.ToArray()))];
-
-    private static T ReadJson<T>(string checkpoint, string file, Func<string, T> parse)
-    {
-        string path = Path.Combine(checkpoint, file);
-        try
-        {
-            return parse(File.ReadAllText(path));
-        }
-        catch (ArgumentException e)
-        {
-            throw new CheckpointFormatException(path, e.Message, e);
-        }
-        catch (IOException e)
-        {
-            throw new CheckpointFormatException(path, $"cannot read: {e.Message}", e);
-        }
-    }
 
     /// <summary>One parameter's views into the flat value, gradient and moment buffers.</summary>
     private sealed record OptimizedParameter(Tensor Value, Tensor Gradient, Tensor FirstMoment, Tensor SecondMoment, float WeightDecay);
