@@ -1,5 +1,4 @@
 using System.CommandLine;
-using DeepScaleLM.Cli.Demo;
 using DeepScaleLM.Native;
 using DeepScaleLM.Native.Cpu;
 
@@ -13,12 +12,12 @@ public static class CliApp
     public static int Run(string[] args, TextWriter output, TextWriter error)
     {
         var root = new RootCommand(
-            "dslm: train very deep transformers (DeepScaleLM). With no command it runs the built-in demo: a small " +
-            "byte-level transformer trained on an embedded text through every op of the CPU backend.");
-        var demo = DemoCommand(output);
-        foreach (var option in demo.Options) root.Options.Add(option);
-        root.Action = demo.Action;
-        root.Subcommands.Add(demo);
+            "dslm: train very deep transformers (DeepScaleLM). With no command it runs `dslm train` with its defaults: an " +
+            "8-block DSLM byte-level decoder trained on the Brown corpus for a few minutes.");
+        var train = TrainCommand.Create(output);
+        foreach (var option in train.Options) root.Options.Add(option);
+        root.Action = train.Action;
+        root.Subcommands.Add(train);
         root.Subcommands.Add(BenchCommands.Create(output));
         root.Subcommands.Add(TheoryCommand.Create(output));
         root.Subcommands.Add(DataCommand.Create(output));
@@ -55,34 +54,4 @@ public static class CliApp
 
     /// <summary>--threads, shared by every command that runs ops on the CPU.</summary>
     internal static Option<int?> ThreadsOption() => new("--threads") { Description = "CPU threads (default: every core)" };
-
-    private static Command DemoCommand(TextWriter output)
-    {
-        var defaults = new DemoConfig();
-        var layers = new Option<int>("--layers") { Description = "transformer blocks", DefaultValueFactory = _ => defaults.Layers };
-        var channels = new Option<int>("--channels") { Description = "model width d", DefaultValueFactory = _ => defaults.Channels };
-        var heads = new Option<int>("--heads") { Description = "attention heads", DefaultValueFactory = _ => defaults.Heads };
-        var tokens = new Option<int>("--tokens") { Description = "context length", DefaultValueFactory = _ => defaults.Tokens };
-        var batch = new Option<int>("--batch") { Description = "sequences per step", DefaultValueFactory = _ => defaults.Batch };
-        var steps = new Option<int>("--steps") { Description = "optimizer steps", DefaultValueFactory = _ => defaults.Steps };
-        var learningRate = new Option<float>("--lr") { Description = "AdamW learning rate", DefaultValueFactory = _ => defaults.LearningRate };
-        var dropout = new Option<float>("--dropout") { Description = "dropout on branch outputs", DefaultValueFactory = _ => defaults.Dropout };
-        var seed = new Option<int>("--seed") { Description = "seed for init, data and dropout", DefaultValueFactory = _ => defaults.Seed };
-        var device = DeviceOption();
-        var threads = ThreadsOption();
-        var command = new Command("demo", "Train a small DSLM-scaled byte-level transformer on an embedded text through every op of the backend (the default command).")
-        {
-            layers, channels, heads, tokens, batch, steps, learningRate, dropout, seed, device, threads,
-        };
-        command.SetAction(parse =>
-        {
-            var config = new DemoConfig(parse.GetValue(layers), parse.GetValue(channels), parse.GetValue(heads), parse.GetValue(tokens),
-                parse.GetValue(batch), parse.GetValue(steps), parse.GetValue(learningRate), parse.GetValue(dropout), parse.GetValue(seed));
-            config.Validate();
-            using var backend = CreateBackend(parse.GetValue(device)!, parse.GetValue(threads));
-            DemoRun.Run(backend, config, output);
-            return 0;
-        });
-        return command;
-    }
 }
