@@ -39,18 +39,6 @@ public sealed partial class CudaBackend
     }
 
     /// <inheritdoc/>
-    protected override double ClipByGlobalNormCore(float maxNorm, ReadOnlySpan<Tensor> tensors)
-    {
-        double norm = GlobalNormCore(tensors);
-        if (double.IsFinite(norm) && norm > maxNorm)
-        {
-            float factor = (float)(maxNorm / norm);
-            foreach (var tensor in tensors) ScaleCore(tensor, factor);
-        }
-        return norm;
-    }
-
-    /// <inheritdoc/>
     /// <remarks>The kernels leave one mean per token and two centred sums per batch row (float64); the host
     /// finishes as the CPU backend does (see CpuBackend.MomentsCore for the algebra).</remarks>
     protected override unsafe MomentStatistics MomentsCore(Tensor activations)
@@ -68,19 +56,6 @@ public sealed partial class CudaBackend
             CopyToHost(h, means, (long)tokens * sizeof(double));
             CopyToHost(h + tokens, partials, 2L * batch * sizeof(double));
         }
-        double samples = (double)batch * channels, count = samples * tokens;
-        double mean = 0;
-        for (int t = 0; t < tokens; t++) mean += host[t];
-        mean /= tokens;
-        double q = 0, d = 0, spread = 0;
-        for (int b = 0; b < batch; b++)
-        {
-            q += host[tokens + 2 * b];
-            d += host[tokens + 2 * b + 1];
-        }
-        for (int t = 0; t < tokens; t++) spread += (host[t] - mean) * (host[t] - mean);
-        // With one token, or tokens constant over their samples, the ratio is 0/0: report no correlation.
-        double correlation = tokens > 1 && d > 0 ? (q - d) / ((tokens - 1) * d) : 0;
-        return new MomentStatistics(mean, (d + samples * spread) / count, correlation);
+        return MomentStatistics.FromCentredSums(host.AsSpan(0, tokens), host.AsSpan(tokens, 2 * batch), batch, channels);
     }
 }
