@@ -1,8 +1,9 @@
 // AdamW, the global gradient norm and scaling (Native/Backend.Optimizer.cs).
 #include "common.cuh"
 
-// One AdamW step per element with the CPU backend's operation order; the bias corrections 1 / (1 - beta^t) come
-// from the host, formed in float64 and rounded once.
+// One AdamW step per element with the CPU backend's operations and roundings (bit-identical to it): the bias
+// corrections 1 / (1 - beta^t) come from the host, formed in float64 and rounded once, and the last update uses
+// __fmul_rn / __fsub_rn so nvcc cannot contract it into one fused multiply-add.
 extern "C" __global__ void adamw(float* parameters, const float* gradients, float* firstMoment, float* secondMoment, long long count,
                                  float beta1, float beta2, float oneMinusBeta1, float oneMinusBeta2, float correction1,
                                  float correction2, float epsilon, float learningRate, float decay, float gradientScale) {
@@ -12,7 +13,7 @@ extern "C" __global__ void adamw(float* parameters, const float* gradients, floa
         const float v = fmaf(beta2, secondMoment[i], oneMinusBeta2 * (g * g));
         const float step = (m * correction1) / (sqrtf(v * correction2) + epsilon);
         const float p = parameters[i];
-        parameters[i] = p - learningRate * fmaf(decay, p, step);
+        parameters[i] = __fsub_rn(p, __fmul_rn(learningRate, fmaf(decay, p, step)));
         firstMoment[i] = m;
         secondMoment[i] = v;
     }
