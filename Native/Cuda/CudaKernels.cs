@@ -20,7 +20,8 @@ internal sealed class CudaKernels : IDisposable
             var activation = Load("activation", context);
             ActivationForward = Function(activation, "activation_forward");
             ActivationBackward = Function(activation, "activation_backward");
-            DropoutApply = Function(Load("dropout", context), "dropout_apply");
+            var dropout = Load("dropout", context);
+            DropoutApply = Function(dropout, "dropout_apply");
             var layerNorm = Load("layernorm", context);
             ResidualLayerNormForward = Function(layerNorm, "residual_layernorm_forward");
             ResidualLayerNormBackward = Function(layerNorm, "residual_layernorm_backward");
