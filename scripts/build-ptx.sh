@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Compiles every Native/cuda/*.cu to PTX for compute_80 (the driver JIT-compiles it for Ampere, Hopper and newer)
-# and writes Native/cuda/ptx/<name>.ptx (or into --out DIR). Each PTX starts with the line
+# and writes Native/cuda/ptx/<name>.ptx (or into --out DIR), without line info: nvcc names internal symbols of
+# the line tables after the absolute source path, which would make the PTX depend on where the checkout is (add
+# -lineinfo locally to profile kernels at source level). Each PTX starts with the line
 #   // dslm-source-sha256: <hex>
 # the SHA-256 of <name>.cu's bytes followed by common.cuh's bytes, which tests/CudaPtxTests.cs recomputes to catch
-# a kernel edited without regenerating its PTX. Absolute source paths in the line info are made relative so the
-# output does not depend on where the repository is checked out.
+# a kernel edited without regenerating its PTX.
 #
 #   scripts/build-ptx.sh [--nvcc PATH] [--out DIR]
 # nvcc: --nvcc, else $CUDACXX, else nvcc on PATH, else the toolkit scripts/provision-nvcc.sh provisions.
@@ -33,10 +34,10 @@ for source in *.cu; do
     name="${source%.cu}"
     hash="$(cat "$source" common.cuh | sha256sum | cut -d' ' -f1)"
     temporary="$(mktemp)"
-    "$nvcc" "${host_compiler[@]}" -ptx -arch=compute_80 -O3 -lineinfo -o "$temporary" "$source"
+    "$nvcc" "${host_compiler[@]}" -ptx -arch=compute_80 -O3 -o "$temporary" "$source"
     {
         echo "// dslm-source-sha256: $hash"
-        sed "s|\"$source_dir/|\"|" "$temporary"
+        cat "$temporary"
     } > "$out/$name.ptx"
     rm -f "$temporary"
     echo "build-ptx: $source -> $out/$name.ptx" >&2
