@@ -15,7 +15,8 @@ __device__ __forceinline__ void normaliser(const float* row, int classes, float*
 }
 
 // losses[r] = log(sum exp(row - max)) + max - row[target] (0 for an ignored row).
-extern "C" __global__ void cross_entropy_forward(float* losses, const float* logits, const int* targets, int classes, int ignoreIndex) {
+// Launched with up to 1024 threads per block: the bound keeps the JIT within 64 registers per thread.
+extern "C" __global__ void __launch_bounds__(DSLM_MAX_THREADS) cross_entropy_forward(float* losses, const float* logits, const int* targets, int classes, int ignoreIndex) {
     __shared__ float floatScratch[DSLM_MAX_THREADS / DSLM_WARP];
     __shared__ double doubleScratch[DSLM_MAX_THREADS / DSLM_WARP];
     const long long r = blockIdx.x;
@@ -33,7 +34,7 @@ extern "C" __global__ void cross_entropy_forward(float* losses, const float* log
 
 // gradLogits[r] += g (softmax(row) - onehot(target)), g = gradLosses[r]; ignored rows get nothing. The target
 // element is formed in float64 as g (e_t - sum) / sum, since p_t - 1 cancels in float32 when p_t nears 1.
-extern "C" __global__ void cross_entropy_backward(float* gradLogits, const float* gradLosses, const float* logits, const int* targets,
+extern "C" __global__ void __launch_bounds__(DSLM_MAX_THREADS) cross_entropy_backward(float* gradLogits, const float* gradLosses, const float* logits, const int* targets,
                                                   int classes, int ignoreIndex) {
     __shared__ float floatScratch[DSLM_MAX_THREADS / DSLM_WARP];
     __shared__ double doubleScratch[DSLM_MAX_THREADS / DSLM_WARP];
