@@ -1,6 +1,6 @@
 using System.CommandLine;
 using DeepScaleLM.Native;
-using DeepScaleLM.Native.Cpu;
+using DeepScaleLM.Native.Cuda;
 
 namespace DeepScaleLM.Cli;
 
@@ -39,19 +39,11 @@ public static class CliApp
         }
     }
 
-    /// <summary>The backend a --device value names.</summary>
-    internal static Backend CreateBackend(string device, int? threads)
-    {
-        var parsed = Device.Parse(device);
-        return parsed.Kind switch
-        {
-            DeviceKind.Cpu => new CpuBackend(threads),
-            _ => throw new NotSupportedException($"device {parsed} is not available in this build: the CUDA backend has not landed yet"),
-        };
-    }
+    /// <summary>The backend a --device value names (cpu, cuda or cuda:N).</summary>
+    internal static Backend CreateBackend(string device, int? threads) => Backends.Create(Device.Parse(device), threads);
 
     /// <summary>--device, shared by every command that runs ops.</summary>
-    internal static Option<string> DeviceOption() => new("--device") { Description = "cpu (the CUDA backend lands later)", DefaultValueFactory = _ => "cpu" };
+    internal static Option<string> DeviceOption() => new("--device") { Description = "cpu, cuda or cuda:N (an NVIDIA GPU: needs the driver and cuBLAS)", DefaultValueFactory = _ => "cpu" };
 
     /// <summary>--threads, shared by every command that runs ops on the CPU.</summary>
     internal static Option<int?> ThreadsOption() => new("--threads") { Description = "CPU threads (default: every core)" };

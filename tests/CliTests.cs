@@ -77,7 +77,7 @@ public sealed class CliTests
     {
         var (code, _, error) = Dslm("train", "--data", "excerpt", "--device", "cuda:0", "--steps", "1", "--out", Path.GetTempPath());
         Assert.Equal(1, code);
-        Assert.Contains("cuda:0", error);
+        Assert.Contains("no CUDA device", error);
         var (badCode, _, badError) = Dslm("train", "--device", "tpu");
         Assert.Equal(2, badCode);
         Assert.Contains("'tpu' is not a device", badError);

@@ -85,6 +85,8 @@ public class ConformanceTests
             _inner.SoftmaxCrossEntropy(losses, logits, targets, ignoreIndex);
         protected override void SoftmaxCrossEntropyBackwardCore(Tensor gradLogits, Tensor gradLosses, Tensor logits, Tensor targets, int ignoreIndex) =>
             _inner.SoftmaxCrossEntropyBackward(gradLogits, gradLosses, logits, targets, ignoreIndex);
+        protected override void RoundToPrecisionCore(Tensor output, Tensor input, ComputePrecision precision) =>
+            _inner.RoundToPrecision(output, input, precision);
         protected override void DropoutCore(Tensor output, Tensor input, float probability, ulong seed, ulong offset) =>
             _inner.Dropout(output, input, probability, seed, offset);
         protected override void DropoutBackwardCore(Tensor gradInput, Tensor gradOutput, float probability, ulong seed, ulong offset) =>

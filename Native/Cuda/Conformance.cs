@@ -55,6 +55,7 @@ public static class Conformance
         ("Scale", Exact, ScaleCheck),
         ("Moments", Reduction, MomentsCheck),
         ("InvalidIndex", Exact, InvalidIndexCheck),
+        ("RoundToPrecision", Exact, RoundToPrecisionCheck),
         ("TrainingSteps", Product, TrainingStepsCheck),
     ];
 
@@ -203,6 +204,21 @@ public static class Conformance
         s.Both((backend, i) => backend.ResidualBackward(gradX[i], gradBranch[i], gradOutput[i], 0.6f, 0.8f));
         s.Compare("gradX", gradX);
         s.Compare("gradBranch", gradBranch);
+    }
+
+    private static void RoundToPrecisionCheck(Session s)
+    {
+        // Values up to 2^17 (fp16 overflow), and tiny ones (fp16 subnormals): both formats' edge cases in one draw.
+        foreach (var precision in new[] { ComputePrecision.Bf16, ComputePrecision.Fp16 })
+        {
+            var large = s.Random(1, 1031, scale: 131072f);
+            var tiny = s.Random(1, 1031, scale: 1e-6f);
+            var output = s.Zeros(1, 1031);
+            s.Both((backend, i) => backend.RoundToPrecision(output[i], large[i], precision));
+            s.Compare($"{precision} large", output);
+            s.Both((backend, i) => backend.RoundToPrecision(tiny[i], tiny[i], precision));
+            s.Compare($"{precision} tiny in place", tiny);
+        }
     }
 
     private static readonly ActivationFunction[] Activations =

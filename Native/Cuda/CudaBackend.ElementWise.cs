@@ -18,6 +18,18 @@ public sealed partial class CudaBackend
             .With(Pointer(gradInput)).With(Pointer(gradOutput)).With(Pointer(input)).With(input.ElementCount).With((int)function.Kind).With(positive).With(negative));
     }
 
+    /// <inheritdoc/>
+    protected override void RoundToPrecisionCore(Tensor output, Tensor input, ComputePrecision precision)
+    {
+        if (precision == ComputePrecision.Fp32)
+        {
+            if (Pointer(output) != Pointer(input)) CopyCore(output, input);
+            return;
+        }
+        LaunchElements(_kernels.RoundToPrecision, input.ElementCount, new KernelArguments()
+            .With(Pointer(output)).With(Pointer(input)).With(input.ElementCount).With((int)precision));
+    }
+
     /// <summary>
     /// The scaled leaky ReLU's slopes s = sqrt(2 / (1 + a^2)) for x &gt;= 0 and s a below (spa-theory.md section 3),
     /// each formed in float64 and rounded once, as the CPU backend does; unused by the other kinds.

@@ -51,6 +51,8 @@ internal sealed class CudaKernels : IDisposable
             SumSquaresPartials = Function(optimizer, "sum_squares_partials");
             SumPartialsInto = Function(optimizer, "sum_partials_into");
             Scale = Function(optimizer, "scale");
+            var precision = Load("precision", context);
+            RoundToPrecision = Function(precision, "round_to_precision");
             var moments = Load("moments", context);
             TokenMeans = Function(moments, "token_means");
             CentredSums = Function(moments, "centred_sums");
@@ -63,6 +65,7 @@ internal sealed class CudaKernels : IDisposable
     }
 
     public nint ActivationForward { get; }
+    public nint RoundToPrecision { get; }
     public nint ActivationBackward { get; }
     public nint DropoutApply { get; }
     public nint ResidualLayerNormForward { get; }
