@@ -54,15 +54,15 @@ public static class PositionAwareInit
     /// <param name="shape">The model; causal or bidirectional, any sequence length.</param>
     /// <param name="norm">Pre-LN or Post-LN (the rescale depends on where the LN sits).</param>
     /// <param name="tokenCorrelation">r0 of the data, e.g. <see cref="TokenCorrelation"/> of its unigram statistics.</param>
-    /// <param name="depthScaling">How beta^2 follows depth; null for the official defaults (k = 2, N = sublayers).</param>
+    /// <param name="residual">lam and beta; null for the official depth scaling (k = 2, N = sublayers, dslm-theory.md 4.2).</param>
     /// <param name="embeddingTables">How many embedding tables are summed.</param>
     /// <exception cref="ArgumentException"><paramref name="norm"/> is none: the scheme relies on the LayerNorms.</exception>
     public static InitPlan Plan(TransformerShape shape, NormPlacement norm, double tokenCorrelation,
-        ResidualDepthScaling? depthScaling = null, int embeddingTables = 2)
+        ResidualScaling? residual = null, int embeddingTables = 2)
     {
         if (norm == NormPlacement.None)
             throw new ArgumentException("The position-aware scheme needs Pre-LN or Post-LN: it keeps every LayerNorm input at unit variance.", nameof(norm));
-        var official = DslmInit.Plan(shape, depthScaling, embeddingTables);
+        var official = DslmInit.Plan(shape, residual ?? new ResidualDepthScaling().For(shape.Layers), embeddingTables);
         var unitGain = XavierInit.Repeat(Math.Sqrt(1.0 / shape.ModelWidth), shape.Layers);
         var unscaled = official with { Scheme = "dslm-position", ValueStd = unitGain, OutputStd = unitGain, TokenCorrelation = tokenCorrelation };
         var rescale = new IReadOnlyList<double>[shape.Layers];
