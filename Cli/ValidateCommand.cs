@@ -14,14 +14,26 @@ internal static class ValidateCommand
     {
         var quick = new Option<bool>("--quick") { Description = "a documented subset of each grid with smaller samples (seconds); the default runs the full 5.1 grids (long)" };
         var json = new Option<string?>("--json") { Description = "also write the per-component percentiles as JSON to this path" };
+        var component = new Option<string[]>("--component")
+        {
+            Description = "run only these components (repeatable): Linear, ReLU, GeLU, LayerNorm, Dropout, \"Softmax V1\", \"Softmax V2\", SHA; default all",
+            AllowMultipleArgumentsPerToken = false,
+        };
         var seed = new Option<int>("--seed") { Description = "seed of the inputs, gradients, weights and dropout masks", DefaultValueFactory = _ => 42 };
         var command = new Command("validate",
             "Run Linear, ReLU, GeLU, LayerNorm, Dropout, Softmax (both variance formulas) and single-head attention through the CPU ops on Gaussian token-correlated inputs and " +
             "compare the measured moments with the theory (dslm-theory.md 5.1); exits 1 where an error exceeds the paper's.")
         {
-            quick, json, seed,
+            quick, json, seed, component,
         };
-        command.SetAction(parse => Run(output, parse.GetValue(quick), parse.GetValue(seed), parse.GetValue(json)));
+        command.SetAction(parse =>
+        {
+            var selected = parse.GetValue(component) is { Length: > 0 } names ? names : null;
+            foreach (string name in selected ?? [])
+                if (!ComponentValidation.Components.Contains(name))
+                    throw new ArgumentException($"--component must be one of {string.Join(", ", ComponentValidation.Components)} (got '{name}')");
+            return Run(output, parse.GetValue(quick), parse.GetValue(seed), parse.GetValue(json), components: selected);
+        });
         return command;
     }
 

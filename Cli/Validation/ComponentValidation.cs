@@ -171,9 +171,9 @@ internal static class ComponentValidation
                 return (new SoftmaxMap(s.Tokens, approximation), probe.Softmax(rows, s.Tokens, s.Input, s.Gradient.Variance));
             }
             case "SHA":
-                // 5.1 uses 64 runs with fresh weights; here 64 (quick) or 128 batch entries, each with its own weights.
+                // 5.1 uses 64 runs with fresh weights; here 64 batch entries in both modes, each with its own weights.
                 return (new SingleHeadAttention(s.Width, s.FanOut, s.QueryKeyVariance, s.Parameter, s.Tokens, 0),
-                    probe.SingleHeadAttention(quick ? 64 : 128, s.Tokens, s.Width, s.FanOut, s.QueryKeyVariance, s.Parameter, s.Input, s.Gradient));
+                    probe.SingleHeadAttention(64, s.Tokens, s.Width, s.FanOut, s.QueryKeyVariance, s.Parameter, s.Input, s.Gradient));
             default:
                 throw new ArgumentException($"unknown component '{component}'", nameof(component));
         }
