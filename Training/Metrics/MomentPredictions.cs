@@ -6,7 +6,7 @@ namespace DeepScaleLM.Training.Metrics;
 /// <summary>
 /// The moment monitor's link between a model and the theory: what each monitored block's output should measure at
 /// init, and the measurement itself. Pre-LN stacks are predicted by Theory's <see cref="DepthRecursion"/> for the
-/// model's own init plan. Post-LN block outputs are LayerNorm outputs and vanilla E-SPA streams are unit-variance by
+/// model's own init plan and attention (causal or bidirectional, over the run's context). Post-LN block outputs are LayerNorm outputs and vanilla E-SPA streams are unit-variance by
 /// construction, so their residual prediction is 1, and their gradient prediction is DSLM's flat target (section 4 of
 /// dslm-theory.md): a Post-LN Xavier model, whose gradients the theory says decay with depth, warns — as it should.
 /// Gradient variances are compared as profiles over depth: both the prediction and the measurement are divided by
@@ -25,7 +25,9 @@ public static class MomentPredictions
         Array.Fill(gradient, 1.0);
         if (model.Config.Norm == Layers.NormPlacement.Pre && model.TheoryPlan() is { } theory)
         {
-            var layers = DepthRecursion.Predict(theory.Shape, theory.Plan, Theory.NormPlacement.PreLayerNorm).Layers.ToArray();
+            // The model's own attention: causal unless it is an encoder; the op has no dropout on the probabilities.
+            var shape = theory.Shape with { Causal = model.Config.Kind != ModelKind.Encoder, AttentionDropout = 0 };
+            var layers = DepthRecursion.Predict(shape, theory.Plan, Theory.NormPlacement.PreLayerNorm).Layers.ToArray();
             for (int i = 0; i < blocks.Count; i++)
             {
                 // Only the main (last) stack is predicted; an encoder's blocks keep the unit targets.
