@@ -35,7 +35,7 @@ internal static class TrainCommand
     public static readonly TrainingOptions DefaultRun = new() { Steps = 600, BatchSize = 8, EvalEvery = 100, CheckpointEvery = 200 };
 
     /// <summary>File names inside the output folder.</summary>
-    public const string CheckpointFolder = "checkpoint", MetricsFile = "metrics.jsonl", DataFile = "data.tokens";
+    public const string CheckpointFolder = "checkpoint", MetricsFile = "metrics.jsonl", LossPlotFile = "loss.png", DataFile = "data.tokens";
 
     private sealed record ModelFlags(Option<string?> Config, Option<string?> Kind, Option<int?> Layers, Option<int?> ModelWidth,
         Option<int?> Heads, Option<int?> SequenceLength, Option<string?> Norm, Option<string?> Init,

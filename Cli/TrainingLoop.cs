@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using DeepScaleLM.Cli.Display;
+using DeepScaleLM.Cli.Plotting;
 using DeepScaleLM.Training;
 using DeepScaleLM.Training.Metrics;
 
@@ -71,8 +72,22 @@ internal static class TrainingLoop
                 $"continue with: dslm train --resume {checkpoint} --out {folder}");
             return;
         }
+        string lossPlot = Path.Combine(folder, TrainCommand.LossPlotFile);
+        LossCurve(MetricsLog.Read(metricsPath), $"{config.Layers}-block {config.Init.ToString().ToLowerInvariant()} {config.Norm.ToString().ToLowerInvariant()}-norm {config.Kind.ToString().ToLowerInvariant()}")
+            .Save(lossPlot);
         var final = trainer.Evaluate();
         output.WriteLine($"done: step {trainer.Step}, validation loss {final.MeanLoss:F4} nats, perplexity {final.Perplexity:F2}, " +
-            $"{final.BitsPerByte:F3} bits per byte; {trainer.TokensSeen:N0} tokens in {trainer.ElapsedSeconds:F1} s; checkpoint {checkpoint}");
+            $"{final.BitsPerByte:F3} bits per byte; {trainer.TokensSeen:N0} tokens in {trainer.ElapsedSeconds:F1} s; checkpoint {checkpoint}; loss curve {lossPlot}");
+    }
+
+    /// <summary>Training and validation loss against the step, from a metrics log (the lines of every resumed part).</summary>
+    public static LineChart LossCurve(IReadOnlyList<MetricsEntry> log, string title)
+    {
+        var chart = new LineChart($"loss: {title}", "step", "loss (nats per token)");
+        chart.Add(new ChartSeries("training", [.. log.Select(e => (double)e.Step)], [.. log.Select(e => e.Loss)]));
+        var validation = log.Where(e => e.ValidationLoss is not null).ToList();
+        if (validation.Count > 0)
+            chart.Add(new ChartSeries("validation", [.. validation.Select(e => (double)e.Step)], [.. validation.Select(e => e.ValidationLoss!.Value)], Dashed: true));
+        return chart;
     }
 }

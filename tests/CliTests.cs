@@ -38,6 +38,8 @@ public sealed class CliTests
         Assert.NotNull(log.First(e => e.Step == 60).ValidationLoss);
         Assert.Equal(2, log.First(e => e.Step == 60).Arrays!["residual_variance"].Length);
         Assert.True(File.Exists(Path.Combine(folder.Path, "checkpoint", "model.safetensors")));
+        var png = File.ReadAllBytes(Path.Combine(folder.Path, "loss.png"));
+        Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, png[..4]);
     }
 
     [Fact]
