@@ -184,6 +184,10 @@ public sealed class ProfilingTests : IDisposable
         using var statistics = cpu.Allocate(4);
         using var gain = cpu.Allocate(8);
         Assert.Equal(new OpCost(0, 4.0 * 64), OpCosts.Map(y, x));
+        Assert.Equal(new OpCost(0, 4.0 * 64), OpCosts.Dropout(y, x, 0f));
+        Assert.Equal(new OpCost(0, 4.0 * 64), OpCosts.Dropout(x, x, 0.1f));
+        // Probability 0 in place is the identity: nothing to move.
+        Assert.Equal(new OpCost(0, 0), OpCosts.Dropout(x, x, 0f));
         // ActivationBackward: reads dy and x, gradX += ...: 4 passes of 32 floats.
         Assert.Equal(new OpCost(0, 4.0 * 128), OpCosts.MapBackward(gradX, y, x));
         Assert.Equal(new OpCost(0, 4.0 * 96), OpCosts.Residual(y, x, x));

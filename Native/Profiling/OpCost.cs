@@ -94,8 +94,13 @@ public static class OpCosts
     public static OpCost ResidualBackward(Tensor? gradX, Tensor? gradBranch, Tensor gradOutput) =>
         new(0, Bytes(gradOutput) + Accumulated(gradX) + Accumulated(gradBranch));
 
-    /// <summary>An element-wise map (Activation, Dropout, RoundToPrecision): reads the input, writes the output.</summary>
+    /// <summary>An element-wise map (Activation, RoundToPrecision): reads the input, writes the output.</summary>
     public static OpCost Map(Tensor output, Tensor input) => new(0, Bytes(input) + Bytes(output));
+
+    /// <summary>Dropout: a <see cref="Map"/>, except that with probability 0 in place it is the identity and need move
+    /// nothing (the CPU backend returns at once).</summary>
+    public static OpCost Dropout(Tensor output, Tensor input, float probability) =>
+        probability == 0f && output.Storage == input.Storage && output.Offset == input.Offset ? default : Map(output, input);
 
     /// <summary>An element-wise backward (ActivationBackward reads the input too; DropoutBackward does not): reads the
     /// output gradient (and <paramref name="input"/>), reads and writes the input gradient.</summary>

@@ -259,7 +259,7 @@ public sealed class ProfilingBackend : Backend
     {
         Begin(ProfiledOp.Dropout);
         try { Inner.Dropout(output, input, probability, seed, offset); }
-        finally { End(ProfiledOp.Dropout, OpCosts.Map(output, input)); }
+        finally { End(ProfiledOp.Dropout, OpCosts.Dropout(output, input, probability)); }
     }
 
     /// <inheritdoc/>
