@@ -155,10 +155,11 @@ public sealed partial class CudaBackend : Backend
         CudaCheck.Check(CudaLibrary.Driver, CudaDriver.cuStreamSynchronize(Stream), nameof(CudaDriver.cuStreamSynchronize));
     }
 
-    private nint Stream => _stream.DangerousGetHandle();
+    /// <summary>The stream every op runs on (Native/Profiling records its timing events on it).</summary>
+    internal nint Stream => _stream.DangerousGetHandle();
 
     /// <summary>Makes this backend's context current on the calling thread (once per thread and context).</summary>
-    private void Bind()
+    internal void Bind()
     {
         if (t_currentContext == _context) return;
         CudaCheck.Check(CudaLibrary.Driver, CudaDriver.cuCtxSetCurrent(_context), nameof(CudaDriver.cuCtxSetCurrent), _context);
