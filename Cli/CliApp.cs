@@ -20,6 +20,7 @@ public static class CliApp
         root.Subcommands.Add(train);
         root.Subcommands.Add(BenchCommands.Create(output));
         root.Subcommands.Add(TheoryCommand.Create(output));
+        root.Subcommands.Add(SimulateCommand.Create(output));
         root.Subcommands.Add(DataCommand.Create(output));
         root.Subcommands.Add(ValidateCommand.Create(output));
         root.Subcommands.Add(SelftestCommand.Create(output));

@@ -50,6 +50,13 @@ public enum InitScheme
     Simple,
     /// <summary>E-SPA + Value-SkipInit + TAT + orthogonal weights, for vanilla (norm none) models (spa-theory.md).</summary>
     Espa,
+    /// <summary>
+    /// The data- and position-aware DSLM variant (Theory's PositionAwareInit, open-problems.md 1-3): r0 from the data's
+    /// unigram statistics (<see cref="ModelConfig.TokenCorrelation"/>), unit-gain V and attention output, and a
+    /// per-layer, per-position rescale of the attention output that keeps every attention sublayer, at every
+    /// position, at unit variance. Pre-LN or Post-LN, one-stack models.
+    /// </summary>
+    DslmPosition,
 }
 
 /// <summary>What N counts in DSLM's beta^2 = k / N^exponent (dslm-theory.md 4.2).</summary>
@@ -95,6 +102,12 @@ public sealed record ModelConfig
     public bool? FinalNorm { get; init; }
     /// <summary>The initialisation scheme.</summary>
     public InitScheme Init { get; init; } = InitScheme.Dslm;
+    /// <summary>
+    /// r0 the <see cref="InitScheme.DslmPosition"/> init designs for: the embedding token correlation of the data,
+    /// sum_i p_i^2 / 2 over its unigram distribution (token + position tables); null means i.i.d. uniform tokens,
+    /// 1 / (2 vocabulary). Ignored by the other schemes.
+    /// </summary>
+    public double? TokenCorrelation { get; init; }
     /// <summary>k of DSLM's beta^2 = k / N^exponent.</summary>
     public double ResidualK { get; init; } = 2;
     /// <summary>The exponent of DSLM's beta^2 = k / N^exponent.</summary>
@@ -141,9 +154,13 @@ public sealed record ModelConfig
         Require(Enum.IsDefined(Precision), "precision", $"is {(int)Precision}, not a compute precision");
         Require((Norm == NormPlacement.None) == (Init == InitScheme.Espa), Norm == NormPlacement.None ? "init" : "norm",
             "must be espa exactly when norm is none: a vanilla block needs E-SPA's bias, rescale and orthogonal weights, and E-SPA is defined for vanilla blocks only");
+        Require(TokenCorrelation is null || (TokenCorrelation >= 0 && TokenCorrelation < 1), "token_correlation",
+            $"must lie in [0, 1) (got {TokenCorrelation})");
+        Require(Init != InitScheme.DslmPosition || Kind != ModelKind.EncoderDecoder, "init",
+            "dslm_position is given for one-stack models: Theory has no per-position plan for cross-attention");
         Require(Init != InitScheme.DeepNet || Kind != ModelKind.EncoderDecoder, "init",
             "deepnet is given for one-stack models (alpha = (2N)^(1/4), beta = (8N)^(-1/4)); its encoder-decoder constants are not in Theory");
-        if (Init == InitScheme.Dslm)
+        if (Init is InitScheme.Dslm or InitScheme.DslmPosition)
             foreach (int depth in Kind == ModelKind.EncoderDecoder ? [Layers, EncoderDepth] : new[] { Layers })
             {
                 double branchVariance = ResidualK / Math.Pow(DepthCounts == DepthCount.Layers ? depth : 2.0 * depth, ResidualExponent);

@@ -52,6 +52,11 @@ internal sealed class Stack
                 (bias, rescale) = (constants.Take(shape.Tokens, shape.Tokens), constants.Take(shape.Tokens));
                 EspaLayers.Add((spa.Current, bias, rescale));
             }
+            else if (init.AttentionRescale is not null)
+            {
+                rescale = constants.Take(shape.Tokens);
+                PositionRescales.Add((l, rescale));
+            }
             var attentionNorm = Norm("attention_norm");
             var sublayers = new List<Sublayer>
             {
@@ -99,6 +104,8 @@ internal sealed class Stack
     public int Sites { get; }
     /// <summary>E-SPA's layers and the tensors their bias and rescale go to (vanilla stacks only).</summary>
     public List<(ESpaLayer Layer, Tensor Bias, Tensor Rescale)> EspaLayers { get; } = [];
+    /// <summary>The position-aware scheme's layers and the tensors their attention rescale [tokens] goes to.</summary>
+    public List<(int Layer, Tensor Rescale)> PositionRescales { get; } = [];
 
     /// <summary>The stack's output [batch, tokens, d]: the final LayerNorm's, or the last stream.</summary>
     public Tensor Output => _finalNorm?.Output ?? Stream(_layers);
@@ -158,6 +165,28 @@ internal sealed class Stack
     public Tensor BlockOutput(int layer) => Stream(layer + 1);
     /// <summary>The gradient at the output stream of block l after a backward (valid when <see cref="Keeps"/>).</summary>
     public Tensor BlockOutputGradient(int layer) => GradStream(layer + 1);
+
+    /// <summary>
+    /// Block l's residual stream as Theory's DepthRecursion indexes it: the block output for Pre-LN and vanilla blocks;
+    /// for Post-LN the last sublayer's pre-norm sum s = lam x + beta f(x), the LayerNorm input (the block output is
+    /// LN(s), unit variance by construction). Valid after a forward when every block is kept (no recomputation).
+    /// </summary>
+    public Tensor ResidualStream(int layer) => _config.Norm == NormPlacement.Post ? ActivationsOf(layer).Sublayers[^1].Sum : BlockOutput(layer);
+
+    /// <summary>
+    /// The gradient at <see cref="ResidualStream"/>(l) after a backward: the block output's gradient for Pre-LN and
+    /// vanilla blocks; for Post-LN the LayerNorm backward of it through the last sublayer's saved statistics, written
+    /// into <paramref name="scratch"/> (the fused backward never stores ds on its own).
+    /// </summary>
+    public Tensor ResidualStreamGradient(Backend backend, int layer, Tensor scratch)
+    {
+        if (_config.Norm != NormPlacement.Post) return BlockOutputGradient(layer);
+        var a = ActivationsOf(layer).Sublayers[^1];
+        backend.Zero(scratch);
+        backend.ResidualLayerNormBackward(scratch, null, null, null, BlockOutputGradient(layer), null, a.Sum, a.Mean, a.Rstd,
+            Blocks[layer].Sublayers[^1].Norm!.Weight.Value, 1f, 1f, hasBranch: false);
+        return scratch;
+    }
 
     /// <summary>Embeds the tokens and runs every block (and the final norm): <see cref="Output"/> holds the result.</summary>
     public void Forward(Backend backend, Tensor tokens, Parameter tokenTable, Tensor? context, DropoutStep dropout, ComputePrecision precision)

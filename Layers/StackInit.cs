@@ -8,22 +8,25 @@ namespace DeepScaleLM.Layers;
 /// <summary>
 /// The init and residual scaling of one stack, resolved from Theory's schemes (the one source of truth) for the
 /// config: stds per weight kind (0 = zeros; orthogonal = SUO instead of normal), lam and beta, the Value-SkipInit
-/// mix, E-SPA's bias and rescale per layer, and the logit pre-scale of the head.
+/// mix, E-SPA's bias and rescale per layer, the position-aware scheme's attention rescale [layer][position] (null
+/// for none), and the logit pre-scale of the head.
 /// </summary>
 internal sealed record StackInit(
     double EmbeddingStd, double QueryStd, double KeyStd, IReadOnlyList<double> ValueStd, IReadOnlyList<double> OutputStd,
     double FeedForwardInputStd, double FeedForwardOutputStd, bool Orthogonal, ResidualScaling Residual,
-    double CrossValueOutputStd, ResidualScaling CrossResidual, double LogitScale, double FinalCorrelation)
+    double CrossValueOutputStd, ResidualScaling CrossResidual, double LogitScale, double FinalCorrelation,
+    IReadOnlyList<IReadOnlyList<double>>? AttentionRescale = null)
 {
     /// <summary>The init of a stack of <paramref name="layers"/> blocks.</summary>
     /// <param name="config">The model.</param>
     /// <param name="layers">This stack's depth.</param>
     /// <param name="tokens">The sequence length the model runs at.</param>
+    /// <param name="causal">Whether the stack's self-attention is causal (the position-aware rescale depends on it).</param>
     /// <param name="contextCorrelation">r of the encoder output the cross-attention reads (decoder of an
     /// encoder-decoder model), for DSLM's V/O std of the cross-attention.</param>
-    public static StackInit For(ModelConfig config, int layers, int tokens, double contextCorrelation)
+    public static StackInit For(ModelConfig config, int layers, int tokens, bool causal, double contextCorrelation)
     {
-        var (shape, depthScaling) = TheoryShape(config, layers, tokens);
+        var (shape, depthScaling) = TheoryShape(config, layers, tokens, causal);
         double p = config.Dropout;
         if (config.Init == InitScheme.Espa)
         {
@@ -43,7 +46,7 @@ internal sealed record StackInit(
         }
         return new StackInit(plan.EmbeddingStd, plan.QueryKeyStd, plan.QueryKeyStd, plan.ValueStd, plan.OutputStd,
             plan.FeedForwardInputStd, plan.FeedForwardOutputStd, Orthogonal: false, plan.Residual, crossValueOutput, plan.Residual,
-            plan.LogitScale, finalCorrelation);
+            plan.LogitScale, finalCorrelation, plan.AttentionRescale);
     }
 
     /// <summary>Theory's plan (stds, lam/beta, logit scale) of a normed stack of <paramref name="shape"/> under the config's scheme.</summary>
@@ -54,12 +57,21 @@ internal sealed record StackInit(
         InitScheme.Xavier => XavierInit.Plan(shape),
         InitScheme.DeepNet => DeepNetInit.Plan(shape),
         InitScheme.Simple => SimpleInit.Plan(shape),
+        // The plan's rescale multiplies query position t's attention output before the output projection, which is
+        // where AttentionOptions.Rescale acts (output[t] = rescale[t] (P V)[t]); r0 as ModelConfig.TokenCorrelation says.
+        InitScheme.DslmPosition => PositionAwareInit.Plan(shape, config.Norm == NormPlacement.Post ? Theory.NormPlacement.PostLayerNorm
+            : Theory.NormPlacement.PreLayerNorm, config.TokenCorrelation ?? PositionAwareInit.TokenCorrelation(1.0 / config.Vocabulary, 2),
+            depthScaling.For(shape.Layers)),
         _ => throw new ArgumentException($"the {config.Init} init has no normed-stack plan", nameof(config)),
     };
 
-    /// <summary>The theory's shape and depth scaling of a stack of <paramref name="layers"/> blocks at <paramref name="tokens"/> tokens.</summary>
-    public static (TransformerShape Shape, ResidualDepthScaling DepthScaling) TheoryShape(ModelConfig config, int layers, int tokens) =>
-        (new TransformerShape(layers, config.ModelWidth, config.Heads, tokens, config.Dropout) { FeedForwardWidth = config.HiddenWidth },
+    /// <summary>
+    /// The theory's shape and depth scaling of a stack of <paramref name="layers"/> blocks at <paramref name="tokens"/>
+    /// tokens, causal or not; no dropout on the attention probabilities, which the op contract does not have.
+    /// </summary>
+    public static (TransformerShape Shape, ResidualDepthScaling DepthScaling) TheoryShape(ModelConfig config, int layers, int tokens, bool causal) =>
+        (new TransformerShape(layers, config.ModelWidth, config.Heads, tokens, config.Dropout)
+            { FeedForwardWidth = config.HiddenWidth, Causal = causal, AttentionDropout = 0 },
          new ResidualDepthScaling(config.ResidualK, config.ResidualExponent, config.DepthCounts == DepthCount.Layers ? DepthUnit.Blocks : DepthUnit.Sublayers));
 
     /// <summary>

@@ -52,7 +52,7 @@ public sealed class TransformerModel : IDisposable
         for (int i = 0; i < _stacks.Length; i++)
         {
             var role = layout.Roles[i];
-            var init = StackInit.For(config, role.Layers, tokens, contextCorrelation);
+            var init = StackInit.For(config, role.Layers, tokens, role.Causal, contextCorrelation);
             _stacks[i] = new Stack(role, config, _shape, init, parameters, constants, activations, _gradientScratch, site);
             site += _stacks[i].Sites;
             contextCorrelation = init.FinalCorrelation;
@@ -126,7 +126,7 @@ public sealed class TransformerModel : IDisposable
     public (DeepScaleLM.Theory.TransformerShape Shape, DeepScaleLM.Theory.Schemes.InitPlan Plan)? TheoryPlan()
     {
         if (Config.Init == InitScheme.Espa || Config.Norm == NormPlacement.None) return null;
-        var (shape, depthScaling) = StackInit.TheoryShape(Config, Config.Layers, Tokens);
+        var (shape, depthScaling) = StackInit.TheoryShape(Config, Config.Layers, Tokens, causal: Config.Kind != ModelKind.Encoder);
         return (shape, StackInit.TheoryPlan(Config, shape, depthScaling));
     }
 
@@ -240,6 +240,30 @@ public sealed class TransformerModel : IDisposable
     /// <summary>Moments of the loss gradient at each monitored block's output stream after the last backward.</summary>
     public IReadOnlyList<MomentStatistics> GradientMoments() => [.. Monitored().Select(m => Backend.Moments(m.Stack.BlockOutputGradient(m.Layer)))];
 
+    /// <summary>
+    /// Per block of the main (last) stack, the moments of its residual stream and of the loss gradient there, as
+    /// Theory's DepthRecursion indexes them (docs/theory.md, "Simulation"): the block output for Pre-LN (before the
+    /// final LayerNorm), the pre-norm sum lam x + beta f(x) of its last sublayer for Post-LN (the block output is that
+    /// sum's LayerNorm). Call after a <see cref="Forward"/> and <see cref="Backward"/>.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">No forward has run, or blocks are recomputed (RecomputeEvery &gt; 1), so
+    /// their activations are not all kept.</exception>
+    public IReadOnlyList<(MomentStatistics Stream, MomentStatistics Gradient)> ResidualStreamMoments()
+    {
+        if (_lastCount < 0) throw new InvalidOperationException("ResidualStreamMoments needs a completed Forward and Backward first");
+        if (Config.Segment > 1)
+            throw new InvalidOperationException($"ResidualStreamMoments reads every block's activations: build the model without recomputation (recompute_every = {Config.RecomputeEvery})");
+        using var scratch = Backend.Allocate(BatchSize, Tokens, Config.ModelWidth);
+        var moments = new (MomentStatistics, MomentStatistics)[Main.Blocks.Count];
+        for (int l = 0; l < moments.Length; l++)
+            moments[l] = (Backend.Moments(Main.ResidualStream(l)), Backend.Moments(Main.ResidualStreamGradient(Backend, l, scratch)));
+        return moments;
+    }
+
+    /// <summary>Moments of the loss gradient at the head's input (the final LayerNorm's output, or the last block's output
+    /// without one) after the last backward: the top of Theory's gradient recursion.</summary>
+    public MomentStatistics HeadInputGradientMoments() => Backend.Moments(Main.GradOutput);
+
     private IEnumerable<(Stack Stack, int Layer)> Monitored() =>
         _stacks.SelectMany(stack => Enumerable.Range(0, stack.Blocks.Count).Where(stack.Keeps).Select(l => (stack, l)));
 
@@ -307,6 +331,8 @@ public sealed class TransformerModel : IDisposable
                     }
                 }
             if (stack.FinalNorm is { } finalNorm) sampler.Constant(finalNorm.Weight.Value, 1f);
+            foreach (var (layer, rescale) in stack.PositionRescales)
+                Backend.Upload<float>(rescale, init.AttentionRescale![layer].Select(v => (float)v).ToArray());
             foreach (var (layer, bias, rescale) in stack.EspaLayers)
             {
                 int n = layer.Rescale.Length;
@@ -344,6 +370,7 @@ public sealed class TransformerModel : IDisposable
                     + (role.CrossAttention ? norm + AttentionBranch.Count(d, c.Heads, mix: false) : 0);
                 parameters += (long)c.SequenceLength * d + role.Layers * block + (c.HasFinalNorm ? LayerNormWeights.Count(d) : 0);
                 if (vanilla) constants += role.Layers * ((long)tokens * tokens + tokens);
+                if (c.Init == InitScheme.DslmPosition) constants += (long)role.Layers * tokens;
                 activations += Stack.ActivationCount(c, shape, role.Layers, role.CrossAttention);
                 withoutRecomputation += Stack.ActivationCount(c with { RecomputeEvery = 0 }, shape, role.Layers, role.CrossAttention);
                 long blockActivations = Stack.BlockActivationCount(shape, c.Norm, role.CrossAttention, c.Dropout > 0);

@@ -61,7 +61,7 @@ public sealed class LayersGradientTests
     /// of two random elements of every named parameter with (L(w + h) - L(w - h)) / 2h at h = 1e-2. The loss is fp32
     /// (rounding noise ~1e-5 in the quotient) and h^2 truncation terms are ~1e-4 relative: 2% + 3e-4 absolute.
     /// </summary>
-    private static void CheckGradients(ModelConfig config, bool dropout)
+    internal static void CheckGradients(ModelConfig config, bool dropout)
     {
         const int BatchSize = 2, Tokens = 5;
         const float Step = 1e-2f;
