@@ -23,6 +23,9 @@ public static class CliApp
         root.Subcommands.Add(TheoryCommand.Create(output));
         root.Subcommands.Add(DataCommand.Create(output));
         root.Subcommands.Add(ValidateCommand.Create(output));
+        root.Subcommands.Add(EvalCommand.Create(output));
+        root.Subcommands.Add(GenerateCommand.Create(output));
+        root.Subcommands.Add(GradCommand.Create(output));
         try
         {
             return root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
