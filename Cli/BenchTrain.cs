@@ -74,7 +74,7 @@ internal static class BenchTrain
 
     /// <summary>What one benchmark measured.</summary>
     private sealed record Result(ModelConfig Config, TrainingOptions Options, int Warmup, long Parameters, Timing Timing, double FinalLoss,
-        MemoryReport Memory, long OptimizerBytes, long PeakWorkingSetBytes);
+        MemoryReport Memory, long OptimizerBytes, long PeakWorkingSetBytes, double CpuShare);
 
     private static Result Run(Backend backend, ModelConfig config, TrainingOptions options, int warmup, int steps)
     {
@@ -87,10 +87,19 @@ internal static class BenchTrain
             using var data = TokenFile.Open(dataPath);
             using var trainer = Trainer.Create(backend, config, options, data, TokenizerSpec.Byte);
             double loss = double.NaN;
-            var timing = Timing.Measure(() => loss = trainer.TrainStep().Loss, warmup, steps);
+            for (int i = 0; i < warmup; i++) trainer.TrainStep();
+            // The process's CPU time over the timed steps, against wall time x threads, shows how much of the cores it
+            // got: on a shared machine the tokens/s scale with that share.
+            var process = Process.GetCurrentProcess();
+            var cpuBefore = process.TotalProcessorTime;
+            long wallBefore = Stopwatch.GetTimestamp();
+            var timing = Timing.Measure(() => loss = trainer.TrainStep().Loss, warmup: 0, steps);
+            double wall = Stopwatch.GetElapsedTime(wallBefore).TotalSeconds;
+            process.Refresh();
+            double cpuShare = (process.TotalProcessorTime - cpuBefore).TotalSeconds / (wall * BenchCommands.ThreadCount(backend));
             var model = trainer.Model;
-            long peak = Process.GetCurrentProcess().PeakWorkingSet64;
-            return new Result(model.Config, options, warmup, model.ParameterCount, timing, loss, model.Memory, 2 * 4 * model.ParameterCount, peak);
+            return new Result(model.Config, options, warmup, model.ParameterCount, timing, loss, model.Memory, 2 * 4 * model.ParameterCount,
+                process.PeakWorkingSet64, cpuShare);
         }
         finally
         {
@@ -122,7 +131,8 @@ internal static class BenchTrain
             $"norm {c.Norm.ToString().ToLowerInvariant()}, init {c.Init.ToString().ToLowerInvariant()}, {c.Precision.ToString().ToLowerInvariant()}, " +
             $"recompute every {c.RecomputeEvery}; batch {result.Options.BatchSize} x {result.Options.Tokens} tokens on {backend.Device}");
         output.WriteLine($"  {result.Parameters:N0} parameters; {result.Timing.Runs} timed steps after {result.Warmup} warm-up steps");
-        output.WriteLine($"  median {result.Timing.MedianSeconds * 1e3:F1} ms/step: {median:N0} tokens/s (best {best:N0}); last loss {result.FinalLoss:F3}");
+        output.WriteLine($"  median {result.Timing.MedianSeconds * 1e3:F1} ms/step: {median:N0} tokens/s (best {best:N0}); last loss {result.FinalLoss:F3}; " +
+            $"the process used {result.CpuShare:P0} of its {threadCount} threads' time (less than 100 %: other work on the machine took the rest)");
         output.WriteLine($"  memory: model {MiB(memory.TotalBytes)} MiB (parameters {MiB(memory.ParameterBytes)}, gradients {MiB(memory.GradientBytes)}, " +
             $"compute copy {MiB(memory.ComputeWeightBytes)}, activations {MiB(memory.ActivationBytes)}) + AdamW moments {MiB(result.OptimizerBytes)} MiB; " +
             $"process peak working set {MiB(result.PeakWorkingSetBytes)} MiB");
@@ -145,6 +155,7 @@ internal static class BenchTrain
             w.WriteNumber("tokens_per_second", median);
             w.WriteNumber("best_tokens_per_second", best);
             w.WriteNumber("last_loss", result.FinalLoss);
+            w.WriteNumber("cpu_share", result.CpuShare);
             w.WriteStartObject("memory");
             w.WriteNumber("parameter_bytes", memory.ParameterBytes);
             w.WriteNumber("gradient_bytes", memory.GradientBytes);

@@ -37,6 +37,8 @@ public sealed class BenchTrainTests : IDisposable
         Assert.Equal(2 * 8 / seconds, root.GetProperty("tokens_per_second").GetDouble(), 1e-9 * (2 * 8 / seconds));
         Assert.True(root.GetProperty("best_tokens_per_second").GetDouble() >= root.GetProperty("tokens_per_second").GetDouble());
         Assert.True(double.IsFinite(root.GetProperty("last_loss").GetDouble()));
+        // CPU time over wall time x threads: positive, and at most a little over 1 (timer granularity).
+        Assert.InRange(root.GetProperty("cpu_share").GetDouble(), 1e-6, 1.5);
         var memory = root.GetProperty("memory");
         Assert.Equal(4 * parameters, memory.GetProperty("parameter_bytes").GetInt64());
         Assert.Equal(4 * parameters, memory.GetProperty("gradient_bytes").GetInt64());

@@ -11,7 +11,7 @@ public sealed record CorpusEvaluation(EvaluationMetrics Metrics, int Batches, lo
 
 /// <summary>
 /// Evaluates a trained model on a whole token file, deterministically, without dropout (docs/training.md,
-/// "Evaluation"):
+/// "Evaluation and generation of a checkpoint"):
 /// <list type="bullet">
 /// <item>Decoder: every non-overlapping window in file order. Window w holds tokens [wT, wT + T]; its inputs are
 /// the first T and its targets the last T, so every token after the first is predicted exactly once, from the
