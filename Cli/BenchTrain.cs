@@ -20,7 +20,7 @@ internal static class BenchTrain
 
     public static Command Create(TextWriter output)
     {
-        var config = new Option<string?>("--config") { Description = "model config JSON (config.json of a checkpoint; ModelConfig snake_case); the flags below override its fields" };
+        var config = new Option<string?>("--config") { Description = "model config JSON (config.json of a checkpoint; ModelConfig snake_case); the flags below override its fields (their defaults apply without --config)" };
         var kind = new Option<string?>("--kind") { Description = $"decoder, encoder or encoder_decoder (default {EvalCommand.ConfigName(DefaultModel.Kind)})" };
         var layers = new Option<int?>("--layers") { Description = $"transformer blocks (default {DefaultModel.Layers})" };
         var channels = new Option<int?>("--channels") { Description = $"model width d (default {DefaultModel.ModelWidth})" };

@@ -23,9 +23,7 @@ internal sealed record StackInit(
     /// encoder-decoder model), for DSLM's V/O std of the cross-attention.</param>
     public static StackInit For(ModelConfig config, int layers, int tokens, double contextCorrelation)
     {
-        var shape = new TransformerShape(layers, config.ModelWidth, config.Heads, tokens, config.Dropout) { FeedForwardWidth = config.HiddenWidth };
-        var depthScaling = new ResidualDepthScaling(config.ResidualK, config.ResidualExponent,
-            config.DepthCounts == DepthCount.Layers ? DepthUnit.Blocks : DepthUnit.Sublayers);
+        var (shape, depthScaling) = TheoryShape(config, layers, tokens);
         double p = config.Dropout;
         if (config.Init == InitScheme.Espa)
         {
@@ -36,13 +34,7 @@ internal sealed record StackInit(
             return new StackInit(embedding, 0, DslmInit.QueryKeyStd(config.ModelWidth), ones, ones, 1, 1, Orthogonal: true,
                 ResidualScaling.Plain, 1, depthScaling.For(layers), DslmInit.LogitScale(config.ModelWidth, embedding * embedding), 1);
         }
-        var plan = config.Init switch
-        {
-            InitScheme.Dslm => DslmInit.Plan(shape, depthScaling),
-            InitScheme.Xavier => XavierInit.Plan(shape),
-            InitScheme.DeepNet => DeepNetInit.Plan(shape),
-            _ => SimpleInit.Plan(shape),
-        };
+        var plan = TheoryPlan(config, shape, depthScaling);
         double finalCorrelation = 1, crossValueOutput = plan.ValueStd[^1];
         if (config.Init == InitScheme.Dslm)
         {
@@ -53,6 +45,22 @@ internal sealed record StackInit(
             plan.FeedForwardInputStd, plan.FeedForwardOutputStd, Orthogonal: false, plan.Residual, crossValueOutput, plan.Residual,
             plan.LogitScale, finalCorrelation);
     }
+
+    /// <summary>Theory's plan (stds, lam/beta, logit scale) of a normed stack of <paramref name="shape"/> under the config's scheme.</summary>
+    /// <exception cref="ArgumentException">The scheme is E-SPA, which has no plan of this form.</exception>
+    public static InitPlan TheoryPlan(ModelConfig config, TransformerShape shape, ResidualDepthScaling depthScaling) => config.Init switch
+    {
+        InitScheme.Dslm => DslmInit.Plan(shape, depthScaling),
+        InitScheme.Xavier => XavierInit.Plan(shape),
+        InitScheme.DeepNet => DeepNetInit.Plan(shape),
+        InitScheme.Simple => SimpleInit.Plan(shape),
+        _ => throw new ArgumentException($"the {config.Init} init has no normed-stack plan", nameof(config)),
+    };
+
+    /// <summary>The theory's shape and depth scaling of a stack of <paramref name="layers"/> blocks at <paramref name="tokens"/> tokens.</summary>
+    public static (TransformerShape Shape, ResidualDepthScaling DepthScaling) TheoryShape(ModelConfig config, int layers, int tokens) =>
+        (new TransformerShape(layers, config.ModelWidth, config.Heads, tokens, config.Dropout) { FeedForwardWidth = config.HiddenWidth },
+         new ResidualDepthScaling(config.ResidualK, config.ResidualExponent, config.DepthCounts == DepthCount.Layers ? DepthUnit.Blocks : DepthUnit.Sublayers));
 
     /// <summary>
     /// The feed-forward activation; LeakyRelu takes TAT's slope for the model's chain of activations (spa-theory.md 3:

@@ -118,6 +118,18 @@ public sealed class TransformerModel : IDisposable
     public Tensor Gradients { get; }
     /// <summary>Every parameter with its name (docs/checkpoint-format.md, "Parameter names").</summary>
     public IReadOnlyList<NamedParameter> NamedParameters { get; }
+    /// <summary>
+    /// What the theory needs to predict this model's moments (Theory's <c>DepthRecursion</c>): the shape, the init plan
+    /// and the norm placement of its last (or only) stack at <see cref="Tokens"/> tokens, or null when the model has no
+    /// such prediction (vanilla E-SPA blocks).
+    /// </summary>
+    public (DeepScaleLM.Theory.TransformerShape Shape, DeepScaleLM.Theory.Schemes.InitPlan Plan)? TheoryPlan()
+    {
+        if (Config.Init == InitScheme.Espa || Config.Norm == NormPlacement.None) return null;
+        var (shape, depthScaling) = StackInit.TheoryShape(Config, Config.Layers, Tokens);
+        return (shape, StackInit.TheoryPlan(Config, shape, depthScaling));
+    }
+
     /// <summary>The bytes this model holds.</summary>
     public MemoryReport Memory { get; }
     /// <summary>The blocks whose output <see cref="ForwardMoments"/> and <see cref="GradientMoments"/> report, like

@@ -82,8 +82,18 @@ public abstract partial class Backend
     protected abstract void AdamWCore(Tensor parameters, Tensor gradients, Tensor firstMoment, Tensor secondMoment, AdamWOptions options, int step, float gradientScale);
     /// <summary>Kernel of <see cref="GlobalNorm"/>; operands already validated.</summary>
     protected abstract double GlobalNormCore(ReadOnlySpan<Tensor> tensors);
-    /// <summary>Kernel of <see cref="ClipByGlobalNorm"/>; operands already validated.</summary>
-    protected abstract double ClipByGlobalNormCore(float maxNorm, ReadOnlySpan<Tensor> tensors);
+    /// <summary>Kernel of <see cref="ClipByGlobalNorm"/>; operands already validated. The default measures the norm
+    /// with <see cref="GlobalNormCore"/> and scales with <see cref="ScaleCore"/>.</summary>
+    protected virtual double ClipByGlobalNormCore(float maxNorm, ReadOnlySpan<Tensor> tensors)
+    {
+        double norm = GlobalNormCore(tensors);
+        if (double.IsFinite(norm) && norm > maxNorm)
+        {
+            float factor = (float)(maxNorm / norm);
+            foreach (var tensor in tensors) ScaleCore(tensor, factor);
+        }
+        return norm;
+    }
     /// <summary>Kernel of <see cref="Scale"/>; operands already validated.</summary>
     protected abstract void ScaleCore(Tensor tensor, float factor);
 

@@ -78,11 +78,13 @@ public sealed class Trainer : IDisposable
             return new OptimizedParameter(p.Value, gradients.Slice(at, dims), _firstMoment.Slice(at, dims), _secondMoment.Slice(at, dims),
                 p.DecayWeight ? options.WeightDecay : 0f);
         })];
+        // A run shorter than its warmup warms up over the whole run.
+        int warmup = Math.Min(options.WarmupSteps, options.Steps);
         _schedule = options.Schedule switch
         {
-            ScheduleKind.Cosine => new WarmupCosineSchedule(options.LearningRate, options.MinLearningRate, options.WarmupSteps, options.Steps),
-            ScheduleKind.Linear => new WarmupLinearSchedule(options.LearningRate, options.MinLearningRate, options.WarmupSteps, options.Steps),
-            _ => new WarmupLinearSchedule(options.LearningRate, options.LearningRate, options.WarmupSteps, options.Steps),
+            ScheduleKind.Cosine => new WarmupCosineSchedule(options.LearningRate, options.MinLearningRate, warmup, options.Steps),
+            ScheduleKind.Linear => new WarmupLinearSchedule(options.LearningRate, options.MinLearningRate, warmup, options.Steps),
+            _ => new WarmupLinearSchedule(options.LearningRate, options.LearningRate, warmup, options.Steps),
         };
         _lossScaler = lossScaler;
     }

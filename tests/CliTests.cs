@@ -1,12 +1,13 @@
 using System.Text.Json;
 using DeepScaleLM.Cli;
-using DeepScaleLM.Cli.Demo;
+using DeepScaleLM.Training.Data;
+using DeepScaleLM.Training.Metrics;
 using DeepScaleLM.Native.Cpu;
 using DeepScaleLM.Training.Evaluation;
 
 namespace DeepScaleLM.Tests;
 
-/// <summary>The <c>dslm</c> command line end to end: the demo trains, bad input gets a clear error, benchmarks write JSON.</summary>
+/// <summary>The <c>dslm</c> command line end to end: training runs and resumes, bad input gets a clear error, benchmarks write JSON.</summary>
 public sealed class CliTests
 {
     internal static (int Code, string Output, string Error) Dslm(params string[] args)
@@ -17,55 +18,69 @@ public sealed class CliTests
         return (code, output.ToString(), error.ToString());
     }
 
-    private static readonly DemoConfig SmallDemo = new(Layers: 2, Channels: 32, Heads: 4, Tokens: 32, Batch: 4, Steps: 5);
+    private static readonly string[] TinyRun =
+        ["--data", "excerpt", "--layers", "2", "--d-model", "32", "--heads", "2", "--seq-len", "32", "--batch", "4", "--log-every", "5"];
 
     [Fact]
-    public void DemoLearnsMoreThanTheByteFrequencies()
+    public void TrainingFromTheCommandLineLearnsMoreThanTheByteFrequenciesAndWritesItsOutputs()
     {
-        using var backend = new CpuBackend();
-        var result = DemoRun.Run(backend, new DemoConfig(), TextWriter.Null);
-        // A uniform guess over 256 bytes costs ln 256 = 5.545 nats, and the init starts near it. A model that only
-        // learned the byte frequencies would sit at the text's unigram entropy; the default demo must go below it
-        // within its 60 steps, i.e. use the context through attention.
-        double unigramEntropy = UnigramBaseline.BitsPerByte(DemoText.Tokens()) * Math.Log(2); // in nats, like the loss
-        Assert.InRange(result.Losses[0], 5.0, 6.5);
-        double lastFive = result.Losses[^5..].Average();
-        Assert.True(lastFive < unigramEntropy, $"loss after {result.Losses.Length} steps {lastFive:F3} is not below the unigram entropy {unigramEntropy:F3}");
+        using var folder = new TempFolder();
+        var (code, output, error) = Dslm([.. TinyRun, "--steps", "120", "--lr", "0.01", "--eval-every", "60", "--monitor-every", "60", "--out", folder.Path]);
+        Assert.True(code == 0, error + output);
+        Assert.Contains("step 120/120", output);
+        // A model that only learned the byte frequencies would sit at the text's unigram entropy: training must go below it.
+        double unigram = UnigramBaseline.BitsPerByte(new ByteTokenizer().Encode(BrownCorpus.Excerpt()));
+        var done = System.Text.RegularExpressions.Regex.Match(output, @"([0-9.]+) bits per byte");
+        Assert.True(done.Success, output);
+        Assert.True(double.Parse(done.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) < unigram, output);
+        var log = MetricsLog.Read(Path.Combine(folder.Path, "metrics.jsonl"));
+        Assert.Equal(120, log[^1].Step);
+        Assert.NotNull(log.First(e => e.Step == 60).ValidationLoss);
+        Assert.Equal(2, log.First(e => e.Step == 60).Arrays!["residual_variance"].Length);
+        Assert.True(File.Exists(Path.Combine(folder.Path, "checkpoint", "model.safetensors")));
+        var png = File.ReadAllBytes(Path.Combine(folder.Path, "loss.png"));
+        Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, png[..4]);
     }
 
     [Fact]
-    public void DemoIsBitForBitDeterministic()
+    public void ACommandLineResumeContinuesTheLossesOfAnUninterruptedRun()
     {
-        using var backend = new CpuBackend();
-        var first = DemoRun.Run(backend, SmallDemo, TextWriter.Null);
-        var second = DemoRun.Run(backend, SmallDemo, TextWriter.Null);
-        Assert.Equal(first.Losses, second.Losses);
-    }
-
-    [Fact]
-    public void DemoRunsFromTheCommandLine()
-    {
-        var (code, output, error) = Dslm("--layers", "1", "--channels", "16", "--heads", "2", "--tokens", "16", "--batch", "2", "--steps", "3");
+        using var straight = new TempFolder();
+        using var split = new TempFolder();
+        Assert.Equal(0, Dslm([.. TinyRun, "--steps", "10", "--out", straight.Path]).Code);
+        var (stopCode, stopOutput, _) = Dslm([.. TinyRun, "--steps", "10", "--stop-at", "5", "--out", split.Path]);
+        Assert.Equal(0, stopCode);
+        Assert.Contains("stopped at step 5 of 10", stopOutput);
+        var (code, _, error) = Dslm(["--data", "excerpt", "--resume", Path.Combine(split.Path, "checkpoint"), "--out", split.Path]);
         Assert.True(code == 0, error);
-        Assert.Contains("step     3", output);
-        Assert.Contains("lambda^2 + beta^2 = 1", output);
+        var expected = MetricsLog.Read(Path.Combine(straight.Path, "metrics.jsonl")).Select(e => (e.Step, e.Loss));
+        var resumed = MetricsLog.Read(Path.Combine(split.Path, "metrics.jsonl")).Select(e => (e.Step, e.Loss));
+        Assert.Equal(expected, resumed);
     }
 
-    [Fact]
-    public void BadDemoSettingNamesTheOption()
+    [Theory]
+    [InlineData("--d-model 30 --heads 4", "heads")]
+    [InlineData("--layers 0", "layers")]
+    [InlineData("--norm sideways", "--norm: 'sideways' is not one of pre, post, none")]
+    [InlineData("--data /no/such/corpus", "'/no/such/corpus' is neither")]
+    [InlineData("--steps 0", "steps")]
+    [InlineData("--resume /no/such/checkpoint", "no checkpoint at '/no/such/checkpoint'")]
+    public void BadTrainingInputNamesTheProblem(string arguments, string message)
     {
-        var (code, _, error) = Dslm("demo", "--channels", "30", "--heads", "4");
-        Assert.Equal(2, code);
-        Assert.Contains("--channels (30) must be a positive multiple of --heads (4)", error);
+        using var folder = new TempFolder();
+        string[] data = arguments.Contains("--data") ? [] : ["--data", "excerpt"];
+        var (code, _, error) = Dslm(["train", .. data, "--out", folder.Path, .. arguments.Split(' ')]);
+        Assert.NotEqual(0, code);
+        Assert.Contains(message, error);
     }
 
     [Fact]
     public void UnavailableDeviceIsAnErrorNotACrash()
     {
-        var (code, _, error) = Dslm("demo", "--device", "cuda:0", "--steps", "1");
+        var (code, _, error) = Dslm("train", "--data", "excerpt", "--device", "cuda:0", "--steps", "1", "--out", Path.GetTempPath());
         Assert.Equal(1, code);
-        Assert.Contains("cuda:0", error);
-        var (badCode, _, badError) = Dslm("demo", "--device", "tpu");
+        Assert.Contains("no CUDA device", error);
+        var (badCode, _, badError) = Dslm("train", "--device", "tpu");
         Assert.Equal(2, badCode);
         Assert.Contains("'tpu' is not a device", badError);
     }

@@ -107,15 +107,75 @@ public sealed class TheoryCommandTests
     }
 
     [Theory]
-    [InlineData("--norm none is not supported yet", "--norm", "none")]
-    [InlineData("--init espa is not supported yet", "--norm", "none", "--init", "espa")]
-    [InlineData("--init espa is not supported yet", "--init", "espa")]
-    [InlineData("--causal is not supported yet", "--causal")]
+    [InlineData("use it with --norm none", "--init", "espa")]
+    [InlineData("use --norm pre or post", "--norm", "none", "--init", "dslm-position")]
+    [InlineData("--beta2 applies to --init dslm and dslm-position only", "--init", "xavier", "--beta2", "0.01")]
     public void UnsupportedCombinationSaysSoAndPrintsNoNumbers(string message, params string[] args)
     {
         var (code, output, error) = CliTests.Dslm(["theory", .. SmallModel, .. args]);
         Assert.Equal(2, code);
         Assert.Contains(message, error);
         Assert.Equal("", output);
+    }
+
+    [Fact]
+    public void CausalPredictionSpreadsVarianceOverPositions()
+    {
+        // Position t averages t + 1 tokens (open-problems.md 2): the per-position variances differ, and the JSON says so.
+        var (_, json) = Theory([.. SmallModel, "--causal", "--token-correlation", "uniform", "--vocab", "256"]);
+        Assert.Equal("causal", json.GetProperty("config").GetProperty("attention").GetString());
+        Assert.Equal(1.0 / 512, json.GetProperty("config").GetProperty("token_correlation").GetDouble(), 15);
+        var first = json.GetProperty("layers")[0];
+        Assert.True(first.GetProperty("position_variance_max").GetDouble() > first.GetProperty("position_variance_min").GetDouble() + 0.01);
+    }
+
+    [Fact]
+    public void PositionAwareInitHoldsEveryPositionAtOneAndListsItsRescale()
+    {
+        var (_, json) = Theory([.. SmallModel, "--causal", "--init", "dslm-position", "--token-correlation", "uniform", "--vocab", "256"]);
+        foreach (var layer in json.GetProperty("layers").EnumerateArray())
+        {
+            Assert.Equal(1, layer.GetProperty("position_variance_min").GetDouble(), 9);
+            Assert.Equal(1, layer.GetProperty("position_variance_max").GetDouble(), 9);
+        }
+        var init = json.GetProperty("init");
+        Assert.Equal(1.0 / 512, init.GetProperty("token_correlation").GetDouble(), 15);
+        Assert.Equal(4, init.GetProperty("attention_rescale").GetArrayLength());
+        Assert.Equal(32, init.GetProperty("attention_rescale")[0].GetArrayLength());
+    }
+
+    [Fact]
+    public void ESpaVanillaStackAvoidsTheCollapseOfUniformAttention()
+    {
+        // spa-theory.md: zero queries with E-SPA's bias keep r below 1 over 16 layers; the TAT slope is in the JSON.
+        var (_, json) = Theory("--norm", "none", "--init", "espa", "--layers", "16", "--d-model", "64", "--heads", "4", "--seq-len", "24",
+            "--dropout", "0", "--causal", "--token-correlation", "0");
+        var init = json.GetProperty("init");
+        Assert.Equal(0.0, init.GetProperty("qk_std").GetDouble());
+        Assert.Equal(0.104499, init.GetProperty("ffn_negative_slope").GetDouble(), 5); // spa-theory.md 3.1, n = 16
+        Assert.Equal(0.0, init.GetProperty("lambda").GetDouble());
+        double last = json.GetProperty("layers")[15].GetProperty("correlation").GetDouble();
+        Assert.InRange(last, 0.5, 0.99);
+    }
+
+    [Fact]
+    public void PlotWritesOneFigurePerQuantity()
+    {
+        string stem = Path.Combine(Path.GetTempPath(), $"dslm-theory-plot-{Guid.NewGuid():N}");
+        string[] files = [$"{stem}-forward_variance.png", $"{stem}-correlation.png", $"{stem}-grad_variance.png"];
+        try
+        {
+            var (code, output, error) = CliTests.Dslm(["theory", .. SmallModel, "--causal", "--plot", stem + ".png"]);
+            Assert.True(code == 0, error);
+            foreach (string file in files)
+            {
+                Assert.Contains($"wrote {file}", output);
+                Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], File.ReadAllBytes(file)[..4]);
+            }
+        }
+        finally
+        {
+            foreach (string file in files) File.Delete(file);
+        }
     }
 }

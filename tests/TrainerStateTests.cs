@@ -150,12 +150,12 @@ public sealed class TrainerStateTests
     }
 
     [Fact]
-    public void CheckpointFolderHoldsTheFourFilesAndLoadsBack()
+    public void CheckpointFolderHoldsTheFiveFilesAndLoadsBack()
     {
         using var folder = new TempFolder();
         string directory = Path.Combine(folder.Path, "checkpoint");
         WriteCheckpoint(directory, State(), 1);
-        Assert.Equal(["config.json", "model.safetensors", "optimizer.safetensors", "trainer-state.json"], Directory.GetFiles(directory).Select(Path.GetFileName).Order());
+        Assert.Equal(["config.json", "model.safetensors", "optimizer.safetensors", "trainer-state.json", "training.json"], Directory.GetFiles(directory).Select(Path.GetFileName).Order());
         Assert.Equal(Config, File.ReadAllBytes(Path.Combine(directory, "config.json")));
         var (state, weight, first) = Load(directory);
         Assert.Equal(State(), state);

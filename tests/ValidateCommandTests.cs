@@ -10,8 +10,10 @@ namespace DeepScaleLM.Tests;
 /// </summary>
 public sealed class ValidateCommandTests
 {
-    private static readonly string[] Components = ["Linear", "ReLU", "GeLU", "LayerNorm", "Dropout"];
+    private static readonly string[] Components = ["Linear", "ReLU", "GeLU", "LayerNorm", "Dropout", "Softmax V1", "Softmax V2", "SHA"];
     private static readonly string[] Quantities = ["x_mean", "x_var", "x_cov", "g_var", "g_cov"];
+    // dslm-theory.md 5.1 reports no covariances for Softmax.
+    private static readonly string[] SoftmaxQuantities = ["x_mean", "x_var", "g_var"];
 
     [Fact]
     public void QuickRunPassesAndItsJsonHasEveryComponentAndPercentile()
@@ -28,7 +30,9 @@ public sealed class ValidateCommandTests
             foreach (var entry in entries)
             {
                 Assert.True(entry.GetProperty("settings").GetInt32() > 0);
-                foreach (string quantity in Quantities)
+                var expected = entry.GetProperty("component").GetString()!.StartsWith("Softmax") ? SoftmaxQuantities : Quantities;
+                Assert.Equal(expected, entry.GetProperty("quantities").EnumerateObject().Select(q => q.Name));
+                foreach (string quantity in expected)
                 {
                     var q = entry.GetProperty("quantities").GetProperty(quantity);
                     double p50 = q.GetProperty("p50").GetDouble(), p90 = q.GetProperty("p90").GetDouble(), p99 = q.GetProperty("p99").GetDouble();
@@ -53,6 +57,15 @@ public sealed class ValidateCommandTests
         Assert.Equal(1, code);
         Assert.Contains("FAIL GeLU x var p50", output.ToString());
         Assert.Contains("FAIL GeLU g var p50", output.ToString());
+    }
+
+    [Fact]
+    public void WrongAttentionFormulaFailsNamingIt()
+    {
+        var output = new StringWriter();
+        int code = ValidateCommand.Run(output, quick: true, seed: 42, jsonPath: null, scaledComponent: "SHA", predictionScale: 1.15, components: ["SHA"]);
+        Assert.Equal(1, code);
+        Assert.Contains("FAIL SHA x var p50", output.ToString());
     }
 
     [Fact]

@@ -117,4 +117,59 @@ internal sealed class ComponentProbe(Backend backend, int seed)
         backend.DropoutBackward(gx, gy, (float)probability, maskSeed, 0);
         return Measure(y, gx);
     }
+
+    /// <summary>
+    /// Softmax over L logits through the real <see cref="Backend.Attention"/> op: one query of width 1 equal to 1 and
+    /// keys equal to the logits make the scores the logits (scale 1), so the saved probabilities are softmax(x) per row;
+    /// values drawn as the incoming gradient g and a unit output gradient make dP = g, so the key gradient is the
+    /// gradient at the logits (P (g - sum P g)). Rows: <paramref name="rows"/> batch entries, one shared component each.
+    /// </summary>
+    public MeasuredMoments Softmax(int rows, int length, SignalMoments logits, double gradientVariance)
+    {
+        using var query = backend.Allocate(rows, 1, 1);
+        backend.Upload<float>(query, Enumerable.Repeat(1f, rows).ToArray());
+        using var key = Correlated(rows, length, 1, 0, Math.Sqrt(logits.Variance), logits.Correlation);
+        using var value = Gaussian(Math.Sqrt(gradientVariance), rows, length, 1);
+        using var output = backend.Allocate(rows, 1, 1);
+        using var probabilities = backend.Allocate(rows, 1, 1, length);
+        var options = new AttentionOptions { Heads = 1, Scale = 1 };
+        backend.Attention(output, probabilities, query, key, value, options);
+        using var gradOutput = backend.Allocate(rows, 1, 1);
+        backend.Upload<float>(gradOutput, Enumerable.Repeat(1f, rows).ToArray());
+        using var gradKey = backend.Allocate(rows, length, 1);
+        backend.AttentionBackward(null, gradKey, null, null, null, gradOutput, probabilities, query, key, value, options);
+        using var entries = probabilities.View(rows, length, 1); // [rows, 1, 1, L] -> [rows, L tokens, 1 channel]
+        return Measure(entries, gradKey);
+    }
+
+    /// <summary>
+    /// One head of bidirectional scaled dot-product attention with a value projection (dslm-theory.md 2.7): Q, K, V =
+    /// x W with fresh W per batch entry (W_Q, W_K ~ N(0, sq2), W_V ~ N(0, sv2), [d, dk]), the real
+    /// <see cref="Backend.Attention"/> op (no probability dropout: the op contract has none), and the gradient to x
+    /// through V only, as the formula and the official simulation take it (gx = gV W_V^T).
+    /// </summary>
+    public MeasuredMoments SingleHeadAttention(int batch, int tokens, int width, int headWidth, double queryKeyVariance,
+        double valueVariance, SignalMoments input, GradientMoments gradient)
+    {
+        using var x = Correlated(batch, tokens, width, input.Mean, Math.Sqrt(input.Variance), input.Correlation);
+        using var weightQuery = Gaussian(Math.Sqrt(queryKeyVariance), batch, width, headWidth);
+        using var weightKey = Gaussian(Math.Sqrt(queryKeyVariance), batch, width, headWidth);
+        using var weightValue = Gaussian(Math.Sqrt(valueVariance), batch, width, headWidth);
+        using var query = backend.Allocate(batch, tokens, headWidth);
+        using var key = backend.Allocate(batch, tokens, headWidth);
+        using var value = backend.Allocate(batch, tokens, headWidth);
+        backend.MatMul(query, x, weightQuery);
+        backend.MatMul(key, x, weightKey);
+        backend.MatMul(value, x, weightValue);
+        using var output = backend.Allocate(batch, tokens, headWidth);
+        using var probabilities = backend.Allocate(batch, 1, tokens, tokens);
+        var options = new AttentionOptions { Heads = 1 };
+        backend.Attention(output, probabilities, query, key, value, options);
+        using var gradOutput = Correlated(batch, tokens, headWidth, 0, Math.Sqrt(gradient.Variance), gradient.Correlation);
+        using var gradValue = backend.Allocate(batch, tokens, headWidth);
+        backend.AttentionBackward(null, null, gradValue, null, null, gradOutput, probabilities, query, key, value, options);
+        using var gradInput = backend.Allocate(batch, tokens, width);
+        backend.MatMulBackward(gradInput, null, null, gradValue, x, weightValue);
+        return Measure(output, gradInput);
+    }
 }

@@ -32,20 +32,7 @@ public sealed partial class CpuBackend
                 ElementWise.ForEach(_pool, tokens, new TokenMeansJob(Floats(activations), means, batch, tokens, channels));
                 ElementWise.ForEach(_pool, items, new CentredSumsJob(Floats(activations), means, partials, tokens, channels, blocks));
 
-                double samples = (double)batch * channels, count = samples * tokens;
-                double mean = 0;
-                for (int t = 0; t < tokens; t++) mean += means[t];
-                mean /= tokens;
-                double q = 0, d = 0, spread = 0;
-                for (int i = 0; i < items; i++)
-                {
-                    q += partials[2 * i];
-                    d += partials[2 * i + 1];
-                }
-                for (int t = 0; t < tokens; t++) spread += (means[t] - mean) * (means[t] - mean);
-                // With one token, or tokens constant over their samples, the ratio is 0/0: report no correlation.
-                double correlation = tokens > 1 && d > 0 ? (q - d) / ((tokens - 1) * d) : 0;
-                return new MomentStatistics(mean, (d + samples * spread) / count, correlation);
+                return MomentStatistics.FromCentredSums(new ReadOnlySpan<double>(means, tokens), new ReadOnlySpan<double>(partials, 2 * items), batch, channels);
             }
         }
         finally

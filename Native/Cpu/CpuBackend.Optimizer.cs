@@ -19,18 +19,6 @@ public sealed partial class CpuBackend
     }
 
     /// <inheritdoc/>
-    protected override double ClipByGlobalNormCore(float maxNorm, ReadOnlySpan<Tensor> tensors)
-    {
-        double norm = GlobalNormCore(tensors);
-        if (double.IsFinite(norm) && norm > maxNorm)
-        {
-            float factor = (float)(maxNorm / norm);
-            foreach (var tensor in tensors) ScaleCore(tensor, factor);
-        }
-        return norm;
-    }
-
-    /// <inheritdoc/>
     protected override unsafe void ScaleCore(Tensor tensor, float factor)
     {
         float* x = Floats(tensor);

@@ -25,7 +25,8 @@ public sealed class MomentChain : IMomentMap
     /// <param name="outputGradient">Moments of the gradient at the last component's output.</param>
     public GradientMoments Backward(SignalMoments input, GradientMoments outputGradient)
     {
-        var inputs = new SignalMoments[_components.Length];
+        // The kernel recursion calls this once per token pair: no allocation.
+        Span<SignalMoments> inputs = stackalloc SignalMoments[_components.Length];
         for (int i = 0; i < _components.Length; i++)
         {
             inputs[i] = input;

@@ -110,6 +110,9 @@ public static class DslmInit
         var valueOutput = ValueOutputRecursion(shape.ModelWidth, p, shape.Layers, residual, tokenCorrelation).Std;
         double feedForward = FeedForwardStd(shape.ModelWidth, p);
         return new InitPlan("dslm", embeddingTables, embeddingStd, QueryKeyStd(shape.ModelWidth), valueOutput, valueOutput,
-            feedForward, feedForward, residual, LogitScale(shape.ModelWidth, embeddingStd * embeddingStd));
+            feedForward, feedForward, residual, LogitScale(shape.ModelWidth, embeddingStd * embeddingStd))
+        {
+            TokenCorrelation = tokenCorrelation,
+        };
     }
 }

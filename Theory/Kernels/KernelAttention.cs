@@ -1,0 +1,139 @@
+using DeepScaleLM.Theory.Components;
+
+namespace DeepScaleLM.Theory.Kernels;
+
+/// <summary>
+/// The attention sublayer on token kernels: H heads of width d / H whose probabilities follow
+/// <see cref="AttentionPattern"/> (uniform causal, uniform bidirectional or E-SPA's A_l, with a per-position rescale),
+/// the output projection and the hidden dropout. Per head and coordinate (dslm-theory.md 2.7 rewritten per position):
+/// V = x W_V has kernel d sv2 K; with the probabilities at their mean the output kernel is A (d sv2 K) A^T; on the
+/// diagonal of query t come the two terms the mean misses, with n2_t = sum_j w[t, j]^2 (1 / L for uniform attention)
+/// playing 1 / L:
+/// - dropout p_a on the probabilities: + p_a / (1 - p_a) sum_j w[t, j]^2 K[j, j] (exact for inverted dropout; 2.7's
+///   (1 - r) / ((1 - p) L) form differs by r p / ((1 - p) L));
+/// - random Q/K logits of variance ss2 = (1 - r) d^2 sq2^2 s2^2 spread the probabilities (the lognormal weights of
+///   2.6): + (1 - r) s2 n2 (exp(ss2) - 1) / (1 - p_a), and 2.7's smaller terms (1 - r)^2 (1 - n2) sw s2^2 and
+///   4 (1 - r)^2 sw s2^2 exp(ss2) n2 / (1 - p_a), sw = d s2 sq2^2; off the diagonal 2.7's 2 (1 - r)^2 d sq2^2 s2^3
+///   sqrt(n2_t n2_u).
+/// r and s2 are the correlation and mean variance of the keys query t sees, read off the kernel. For bidirectional
+/// attention over an exchangeable kernel this is 2.7 exactly, up to the dropout form above. Backward (through V only,
+/// as 2.7; exact for E-SPA, whose W_Q = 0): A^T G A plus, on the diagonal of key j, sum_t A[t, j]^2 G[t, t]
+/// (exp(ss2_t) / (1 - p_a) - 1): the dropout term, and the exp(ss2) factor that dslm-theory.md 2.7 reports brings an
+/// independent Monte Carlo within 1.3%; then W_V's d sv2 over the H heads.
+/// </summary>
+public sealed class KernelAttention : IKernelMap
+{
+    private readonly int _modelWidth;
+    private readonly double _queryKeyVariance, _valueVariance, _attentionDropout;
+    private readonly PairwiseKernelMap _projection;
+
+    /// <summary>An attention sublayer with the given pattern and weight variances.</summary>
+    /// <param name="modelWidth">d.</param>
+    /// <param name="pattern">The mean attention matrix, with its per-position rescale.</param>
+    /// <param name="queryKeyVariance">sq2, the variance of every weight of W_Q and W_K (0 for E-SPA's zero queries).</param>
+    /// <param name="valueVariance">sv2, the variance of every weight of W_V.</param>
+    /// <param name="outputVariance">The variance of every weight of the output projection.</param>
+    /// <param name="attentionDropout">p_a, dropout on the probabilities (0 for the op contract, which has none).</param>
+    /// <param name="hiddenDropout">p, dropout after the output projection.</param>
+    public KernelAttention(int modelWidth, AttentionPattern pattern, double queryKeyVariance, double valueVariance, double outputVariance,
+        double attentionDropout, double hiddenDropout)
+    {
+        _modelWidth = modelWidth;
+        Pattern = pattern;
+        _queryKeyVariance = queryKeyVariance;
+        _valueVariance = valueVariance;
+        _attentionDropout = new Dropout(attentionDropout).Probability;
+        _projection = new PairwiseKernelMap(new MomentChain(new Linear(modelWidth, modelWidth, outputVariance), new Dropout(hiddenDropout)));
+    }
+
+    /// <summary>The mean attention matrix.</summary>
+    public AttentionPattern Pattern { get; }
+
+    /// <summary>The kernel of one head's output (before the output projection), per coordinate.</summary>
+    /// <param name="input">The kernel of the sublayer's input (mean 0).</param>
+    public TokenKernel HeadOutput(TokenKernel input)
+    {
+        int n = input.Tokens;
+        double gain = _modelWidth * _valueVariance, pa = _attentionDropout;
+        var mean = Pattern.Forward(input).Map((_, _, entry, _) => gain * entry);
+        var rows = RowStatistics(input, mean, gain);
+        var diagonalAdd = new double[n];
+        for (int t = 0; t < n; t++)
+        {
+            var (s2, r, n2, squared, e) = rows[t];
+            double sw = _modelWidth * s2 * _queryKeyVariance * _queryKeyVariance, oneMinusR = 1 - r;
+            diagonalAdd[t] = Square(Pattern.Rescale(t)) * gain * (squared * pa / (1 - pa)
+                + oneMinusR * s2 * n2 * (e - 1) / (1 - pa)
+                + oneMinusR * oneMinusR * (1 - n2) * sw * s2 * s2
+                + 4 * oneMinusR * oneMinusR * sw * s2 * s2 * e * n2 / (1 - pa));
+        }
+        double OffDiagonalAdd(int t, int u)
+        {
+            if (_queryKeyVariance == 0) return 0;
+            double r = (rows[t].Correlation + rows[u].Correlation) / 2, s2 = (rows[t].Variance + rows[u].Variance) / 2;
+            return Pattern.Rescale(t) * Pattern.Rescale(u) * gain * 2 * (1 - r) * (1 - r) * _modelWidth * _queryKeyVariance * _queryKeyVariance
+                * s2 * s2 * s2 * Math.Sqrt(rows[t].ProbabilitySquares * rows[u].ProbabilitySquares);
+        }
+        if (mean.IsExchangeable && diagonalAdd.All(add => add == diagonalAdd[0]))
+            return TokenKernel.Exchangeable(n, mean[0, 0] + diagonalAdd[0], n == 1 ? 0 : mean[0, 1] + OffDiagonalAdd(0, 1));
+        var dense = mean.DenseCopy();
+        for (int t = 0; t < n; t++)
+            for (int u = 0; u < n; u++)
+                dense[t * n + u] += t == u ? diagonalAdd[t] : OffDiagonalAdd(t, u);
+        return TokenKernel.FromDense(n, dense);
+    }
+
+    /// <summary>The sublayer's output kernel: the heads, the output projection, the hidden dropout.</summary>
+    /// <param name="input">The kernel of the sublayer's input (mean 0).</param>
+    public TokenKernel Forward(TokenKernel input) => _projection.Forward(HeadOutput(input));
+
+    /// <summary>The gradient kernel at the sublayer's input, through V only.</summary>
+    /// <param name="input">The kernel of the sublayer's forward input.</param>
+    /// <param name="outputGradient">The gradient kernel at the sublayer's output.</param>
+    public TokenKernel Backward(TokenKernel input, TokenKernel outputGradient)
+    {
+        var head = HeadOutput(input);
+        var headGradient = _projection.Backward(head, outputGradient);
+        int n = input.Tokens;
+        double gain = _modelWidth * _valueVariance, pa = _attentionDropout;
+        var rows = RowStatistics(input, Pattern.Forward(input).Map((_, _, entry, _) => gain * entry), gain);
+        var perQuery = new double[n];
+        for (int t = 0; t < n; t++) perQuery[t] = headGradient[t, t] * (rows[t].Spread / (1 - pa) - 1);
+        var diagonalAdd = Pattern.SquaredColumnSums(perQuery);
+        var mean = Pattern.Backward(headGradient);
+        if (mean.IsExchangeable && diagonalAdd.All(add => add == diagonalAdd[0]))
+            return TokenKernel.Exchangeable(n, gain * (mean[0, 0] + diagonalAdd[0]), n == 1 ? 0 : gain * mean[0, 1]);
+        var dense = mean.DenseCopy();
+        for (int t = 0; t < n; t++)
+            for (int u = 0; u < n; u++)
+                dense[t * n + u] = gain * (dense[t * n + u] + (t == u ? diagonalAdd[t] : 0));
+        return TokenKernel.FromDense(n, dense);
+    }
+
+    /// <summary>
+    /// Per query t: s2 = the probability-weighted variance of its keys, r = their mean pairwise correlation (from the
+    /// mean output's diagonal), n2 = sum_j w^2, sum_j w^2 K[j, j], and exp(ss2), ss2 = (1 - r) d^2 sq2^2 s2^2.
+    /// </summary>
+    private RowStatistic[] RowStatistics(TokenKernel input, TokenKernel meanOutput, double gain)
+    {
+        int n = input.Tokens;
+        var variances = input.Diagonal();
+        var weighted = Pattern.WeightedKeySums(variances, 1);
+        var squared = Pattern.WeightedKeySums(variances, 2);
+        var rows = new RowStatistic[n];
+        for (int t = 0; t < n; t++)
+        {
+            double n2 = Pattern.ProbabilitySquareSum(t), s2 = weighted[t];
+            double scale = Square(Pattern.Rescale(t)) * gain;
+            double crossSum = scale == 0 ? 0 : meanOutput[t, t] / scale - squared[t]; // sum_{j != k} w_j w_k K[j, k]
+            double r = n2 < 1 - 1e-12 && s2 > 0 ? Math.Clamp(crossSum / (s2 * (1 - n2)), -1, 1) : 1;
+            double logitVariance = (1 - r) * Square(_modelWidth * _queryKeyVariance * s2);
+            rows[t] = new RowStatistic(s2, r, n2, squared[t], Math.Exp(logitVariance));
+        }
+        return rows;
+    }
+
+    private readonly record struct RowStatistic(double Variance, double Correlation, double ProbabilitySquares, double SquaredWeighted, double Spread);
+
+    private static double Square(double value) => value * value;
+}

@@ -1,0 +1,37 @@
+namespace DeepScaleLM.Theory.Schemes;
+
+/// <summary>
+/// A vanilla transformer (no skips, no LayerNorm; spa-theory.md 1) initialised for faithful signal propagation:
+/// E-SPA attention (zero queries, bias B_l and rescale D_l from <see cref="ExponentialSignalPropagation"/>, so each
+/// layer's attention matrix is A_l and the token kernel follows Sigma_l; 2.1-2.2), SUO orthogonal V, attention output
+/// and feed-forward projections (4), and the TAT leaky ReLU solved for a chain of one activation per block (3).
+/// The residual is lam = 0, beta = 1: each sublayer replaces the stream.
+/// </summary>
+public static class ESpaInit
+{
+    /// <summary>The E-SPA + TAT init of a vanilla stack.</summary>
+    /// <param name="shape">The model (its <see cref="TransformerShape.Causal"/> picks Cholesky factors or symmetric roots).</param>
+    /// <param name="finalGamma">gamma_L, the last layer's kernel decay (0.005 by default, spa-theory.md 2.2).</param>
+    /// <param name="target">eta, TAT's C_f(0) target for the feed-forward chain (0.9 by default).</param>
+    /// <param name="embeddingTables">How many embedding tables are summed.</param>
+    /// <exception cref="ArgumentException">No leaky-ReLU slope reaches eta for this depth (12 or fewer blocks at eta = 0.9).</exception>
+    public static InitPlan Plan(TransformerShape shape, double finalGamma = ExponentialSignalPropagation.DefaultFinalGamma,
+        double target = TatLeakyRelu.DefaultTarget, int embeddingTables = 2)
+    {
+        double d = shape.ModelWidth;
+        // SUO with scale max(sqrt(fan_out / fan_in), 1) has entries of mean square 1 / fan_in for both shapes (spa-theory.md 4).
+        double square = Math.Sqrt(1 / d);
+        var valueOutput = XavierInit.Repeat(square, shape.Layers);
+        double embeddingStd = DslmInit.EmbeddingStd(shape.Dropout, embeddingTables);
+        var activation = TatLeakyRelu.Solve(shape.Layers, target);
+        return new InitPlan("espa", embeddingTables, embeddingStd, 0, valueOutput, valueOutput, square,
+            Math.Sqrt(1.0 / shape.FeedForwardWidth), new Components.ResidualScaling(0, 1),
+            DslmInit.LogitScale(shape.ModelWidth, embeddingStd * embeddingStd))
+        {
+            AttentionShapingFinalGamma = finalGamma,
+            FeedForwardNegativeSlope = activation.NegativeSlope,
+            OrthogonalWeights = true,
+            TokenCorrelation = 0,
+        };
+    }
+}
