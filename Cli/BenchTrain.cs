@@ -15,23 +15,13 @@ namespace DeepScaleLM.Cli;
 /// </summary>
 internal static class BenchTrain
 {
-    /// <summary>The model benchmarked when neither --config nor a flag says otherwise: 12 layers, d = 256, 4 heads, bytes.</summary>
-    private static readonly ModelConfig DefaultModel = new() { Layers = 12, ModelWidth = 256, Heads = 4, Vocabulary = 256 };
-
     public static Command Create(TextWriter output)
     {
-        var config = new Option<string?>("--config") { Description = "model config JSON (config.json of a checkpoint; ModelConfig snake_case); the flags below override its fields (their defaults apply without --config)" };
-        var kind = new Option<string?>("--kind") { Description = $"decoder, encoder or encoder_decoder (default {EvalCommand.ConfigName(DefaultModel.Kind)})" };
-        var layers = new Option<int?>("--layers") { Description = $"transformer blocks (default {DefaultModel.Layers})" };
-        var channels = new Option<int?>("--channels") { Description = $"model width d (default {DefaultModel.ModelWidth})" };
-        var heads = new Option<int?>("--heads") { Description = $"attention heads (default {DefaultModel.Heads})" };
-        var vocabulary = new Option<int?>("--vocab") { Description = $"vocabulary (default {DefaultModel.Vocabulary})" };
-        var norm = new Option<string?>("--norm") { Description = "pre, post or none (none needs --init espa; default pre)" };
-        var init = new Option<string?>("--init") { Description = "dslm, xavier, deep_net, simple or espa (default dslm)" };
-        var precision = new Option<string?>("--precision") { Description = "compute precision fp32, bf16 or fp16 (default fp32)" };
-        var recompute = new Option<int?>("--recompute-every") { Description = "keep every k-th block input and recompute the rest in backward (default 0: keep all)" };
+        // The model flags of dslm train, so a benchmarked model is given exactly as a trained one (default: its default model).
+        var model = TrainCommand.ModelFlags.Create();
+        var vocabulary = new Option<int?>("--vocab") { Description = $"vocabulary (default {TrainCommand.DefaultModel.Vocabulary}, or the --config's)" };
         var batch = new Option<int>("--batch") { Description = "sequences per step", DefaultValueFactory = _ => 8 };
-        var tokens = new Option<int?>("--tokens") { Description = "tokens per sequence (default 128, or the config's sequence_length with --config)" };
+        var tokens = new Option<int?>("--tokens") { Description = "tokens per sequence, at most the model's sequence_length (default: sequence_length)" };
         var steps = new Option<int>("--steps") { Description = "timed steps (the median is reported)", DefaultValueFactory = _ => 20 };
         var warmup = new Option<int>("--warmup") { Description = "untimed steps first", DefaultValueFactory = _ => 3 };
         var json = new Option<string?>("--json") { Description = "also write the result as JSON to this path" };
@@ -39,33 +29,19 @@ internal static class BenchTrain
         var threads = CliApp.ThreadsOption();
         var command = new Command("train",
             "Training throughput: tokens/s from the median time of a whole training step (forward, backward, clipping, AdamW) on random " +
-            "tokens after --warmup steps, and peak memory (the model's buffers, the AdamW moments and the process peak working set).")
-        {
-            config, kind, layers, channels, heads, vocabulary, norm, init, precision, recompute, batch, tokens, steps, warmup, json, device, threads,
-        };
+            "tokens after --warmup steps, and peak memory (the model's buffers, the AdamW moments and the process peak working set). " +
+            "The model is given as for dslm train (--config and the flags that override it).");
+        foreach (var option in model.All.Concat([vocabulary, batch, tokens, steps, warmup, json, device, threads])) command.Options.Add(option);
         command.SetAction(parse =>
         {
-            var model = parse.GetValue(config) is { } path ? ModelConfig.FromJson(File.ReadAllText(path)) : DefaultModel;
-            int sequence = parse.GetValue(tokens) ?? (parse.GetValue(config) is null ? 128 : model.SequenceLength);
-            model = model with
-            {
-                Kind = Choice<ModelKind>("--kind", parse.GetValue(kind)) ?? model.Kind,
-                Layers = parse.GetValue(layers) ?? model.Layers,
-                ModelWidth = parse.GetValue(channels) ?? model.ModelWidth,
-                Heads = parse.GetValue(heads) ?? model.Heads,
-                Vocabulary = parse.GetValue(vocabulary) ?? model.Vocabulary,
-                Norm = Choice<NormPlacement>("--norm", parse.GetValue(norm)) ?? model.Norm,
-                Init = Choice<InitScheme>("--init", parse.GetValue(init)) ?? model.Init,
-                Precision = Choice<ComputePrecision>("--precision", parse.GetValue(precision)) ?? model.Precision,
-                RecomputeEvery = parse.GetValue(recompute) ?? model.RecomputeEvery,
-                SequenceLength = parse.GetValue(config) is null ? sequence : model.SequenceLength,
-            };
+            var config = model.Resolve(parse, parse.GetValue(vocabulary) ?? TrainCommand.DefaultModel.Vocabulary);
+            config = config with { Vocabulary = parse.GetValue(vocabulary) ?? config.Vocabulary };
             int batchSize = parse.GetValue(batch), timed = parse.GetValue(steps), untimed = parse.GetValue(warmup);
             if (timed < 1) throw new ArgumentException($"--steps must be at least 1 (got {timed})");
             if (untimed < 0) throw new ArgumentException($"--warmup must not be negative (got {untimed})");
-            var options = new TrainingOptions { Steps = untimed + timed, BatchSize = batchSize, Tokens = sequence, WarmupSteps = 0 };
+            var options = new TrainingOptions { Steps = untimed + timed, BatchSize = batchSize, Tokens = parse.GetValue(tokens) ?? config.SequenceLength, WarmupSteps = 0 };
             using var backend = CliApp.CreateBackend(parse.GetValue(device)!, parse.GetValue(threads));
-            var result = Run(backend, model, options, untimed, timed);
+            var result = Run(backend, config, options, untimed, timed);
             Report(output, backend, result, parse.GetValue(json));
             return 0;
         });
@@ -167,14 +143,5 @@ internal static class BenchTrain
             w.WriteNumber("peak_working_set_bytes", result.PeakWorkingSetBytes);
             w.WriteEndObject();
         });
-    }
-
-    /// <summary>An enum flag's value: its snake_case name as config.json writes it (case and '_' ignored), or null when not given.</summary>
-    private static T? Choice<T>(string option, string? text) where T : struct, Enum
-    {
-        if (text is null) return null;
-        if (Enum.TryParse<T>(text.Replace("_", "", StringComparison.Ordinal), ignoreCase: true, out var value) && Enum.IsDefined(value) && !char.IsDigit(text[0]))
-            return value;
-        throw new ArgumentException($"{option} '{text}' is not one of {string.Join(", ", Enum.GetNames<T>().Select(n => n.ToLowerInvariant()))}");
     }
 }

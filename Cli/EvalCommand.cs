@@ -16,7 +16,7 @@ internal static class EvalCommand
         var checkpoint = CheckpointInput.CheckpointOption();
         var data = new Option<string?>("--data")
         {
-            Description = "a UTF-8 text file or folder (tokenized with the tokenizer), or a .tokens file written by `dslm data` / TokenFile; required",
+            Description = "a UTF-8 text file or folder (tokenized with the tokenizer), or a token file (`dslm data`, `dslm train`, TokenFile); required",
         };
         var tokenizer = CheckpointInput.TokenizerOption();
         var batches = new Option<int?>("--batches") { Description = "evaluate only the first N batches (default: the whole file)" };
@@ -90,8 +90,8 @@ internal static class EvalCommand
             ? ModelCheckpoint.ReadJson(folder, TrainingCheckpoint.OptionsFile, TrainingOptions.FromJson).MaskFraction
             : new TrainingOptions().MaskFraction;
 
-    /// <summary>The token file to evaluate: a .tokens file as it is, or text tokenized into a temporary token file
-    /// that is deleted on dispose.</summary>
+    /// <summary>The token file to evaluate: a token file (known by its magic) as it is, or text tokenized into a
+    /// temporary token file that is deleted on dispose.</summary>
     private sealed class EvaluationData : IDisposable
     {
         private readonly string? _temporary;
@@ -106,7 +106,7 @@ internal static class EvalCommand
 
         public static EvaluationData Open(string path, ITokenizer tokenizer)
         {
-            if (File.Exists(path) && path.EndsWith(".tokens", StringComparison.OrdinalIgnoreCase))
+            if (File.Exists(path) && TrainCommand.IsTokenFile(path))
                 return new EvaluationData(TokenFile.Open(path), null);
             string temporary = Path.Combine(Path.GetTempPath(), $"dslm-eval-{Guid.NewGuid():N}.tokens");
             try

@@ -15,8 +15,8 @@ public sealed class BenchTrainTests : IDisposable
     public void BenchTrainWritesThroughputAndMemoryAsJson()
     {
         string json = _folder.File("train.json");
-        var (code, output, error) = Dslm("bench", "train", "--layers", "2", "--channels", "16", "--heads", "2", "--vocab", "64",
-            "--batch", "2", "--tokens", "8", "--steps", "3", "--warmup", "1", "--norm", "post", "--json", json);
+        var (code, output, error) = Dslm("bench", "train", "--layers", "2", "--d-model", "16", "--heads", "2", "--vocab", "64",
+            "--batch", "2", "--seq-len", "8", "--steps", "3", "--warmup", "1", "--norm", "post", "--json", json);
         Assert.True(code == 0, error);
         Assert.Contains("tokens/s", output);
         using var document = JsonDocument.Parse(File.ReadAllText(json));
@@ -65,8 +65,9 @@ public sealed class BenchTrainTests : IDisposable
     [Theory]
     [InlineData("--steps 0", "--steps must be at least 1")]
     [InlineData("--warmup -1", "--warmup must not be negative")]
-    [InlineData("--norm sideways", "--norm 'sideways' is not one of pre, post, none")]
-    [InlineData("--channels 10 --heads 3", "heads (3) must be a positive divisor of model_width (10)")]
+    [InlineData("--norm sideways", "--norm: 'sideways' is not one of pre, post, none")]
+    [InlineData("--d-model 10 --heads 3", "heads (3) must be a positive divisor of model_width (10)")]
+    [InlineData("--seq-len 8 --tokens 9", "tokens 9 exceeds the model's sequence_length 8")]
     [InlineData("--layers 0", "layers must be at least 1")]
     [InlineData("--norm none", "must be espa exactly when norm is none")]
     public void BadSettingsAreNamed(string arguments, string message)
