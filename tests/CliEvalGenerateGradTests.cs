@@ -30,17 +30,8 @@ public sealed class CliEvalGenerateGradTests : IDisposable
         _folder.Dispose();
     }
 
-    private static ModelConfig Tiny(ModelKind kind = ModelKind.Decoder) => new()
-    {
-        Kind = kind,
-        Vocabulary = kind == ModelKind.Encoder ? 257 : 256,
-        Layers = 2,
-        ModelWidth = 16,
-        Heads = 2,
-        SequenceLength = 16,
-        Activation = FeedForwardActivation.Gelu,
-        Dropout = 0.1f,
-    };
+    /// <summary>TrainerTests' tiny model (2 layers, d = 16, 16 positions, dropout 0.1) with GeLU.</summary>
+    private static ModelConfig Tiny(ModelKind kind = ModelKind.Decoder) => TrainerTests.Tiny(kind) with { Activation = FeedForwardActivation.Gelu };
 
     /// <summary>A checkpoint of <paramref name="config"/> after 3 training steps (so the weights are not the init's).</summary>
     private string Checkpoint(ModelConfig config, string name)
@@ -158,7 +149,7 @@ public sealed class CliEvalGenerateGradTests : IDisposable
     [Fact]
     public void GradDumpsTheModelsGradientWhichMatchesFiniteDifferences()
     {
-        string checkpoint = Checkpoint(Tiny() with { Dropout = 0.1f }, "grad");
+        string checkpoint = Checkpoint(Tiny(), "grad");
         var config = ModelCheckpoint.ReadConfig(checkpoint);
         var ids = ByteTokenizer.Instance.Encode(BrownCorpus.Excerpt()[..(2 * 12 + 1)]);
         int[] tokens = [.. ids[..12], .. ids[12..24]];
