@@ -12,6 +12,7 @@ internal static class BenchCommands
         var bench = new Command("bench", "Measure the backend: GEMM GFLOP/s, and the time and bandwidth of every other op.");
         bench.Subcommands.Add(Gemm(output));
         bench.Subcommands.Add(Ops(output));
+        bench.Subcommands.Add(BenchTrain.Create(output));
         return bench;
     }
 
@@ -128,7 +129,7 @@ internal static class BenchCommands
         return command;
     }
 
-    private static int ThreadCount(Backend backend) => backend is Native.Cpu.CpuBackend cpu ? cpu.ThreadCount : 1;
+    internal static int ThreadCount(Backend backend) => backend is Native.Cpu.CpuBackend cpu ? cpu.ThreadCount : 1;
 
     internal static Tensor Random(Backend backend, int seed, int[] dims, float scale = 1f)
     {

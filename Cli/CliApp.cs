@@ -24,6 +24,9 @@ public static class CliApp
         root.Subcommands.Add(DataCommand.Create(output));
         root.Subcommands.Add(ValidateCommand.Create(output));
         root.Subcommands.Add(SelftestCommand.Create(output));
+        root.Subcommands.Add(EvalCommand.Create(output));
+        root.Subcommands.Add(GenerateCommand.Create(output));
+        root.Subcommands.Add(GradCommand.Create(output));
         root.Subcommands.Add(ProfileCommand.Create(output));
         try
         {

@@ -37,10 +37,28 @@ internal static class TrainCommand
     /// <summary>File names inside the output folder.</summary>
     public const string CheckpointFolder = "checkpoint", MetricsFile = "metrics.jsonl", LossPlotFile = "loss.png", DataFile = "data.tokens";
 
-    private sealed record ModelFlags(Option<string?> Config, Option<string?> Kind, Option<int?> Layers, Option<int?> ModelWidth,
+    /// <summary>The model flags, shared with <c>dslm bench train</c>: --config and the fields it overrides.</summary>
+    internal sealed record ModelFlags(Option<string?> Config, Option<string?> Kind, Option<int?> Layers, Option<int?> ModelWidth,
         Option<int?> Heads, Option<int?> SequenceLength, Option<string?> Norm, Option<string?> Init,
         Option<string?> Activation, Option<float?> Dropout, Option<string?> Precision, Option<int?> RecomputeEvery)
     {
+        /// <summary>Every flag, to add to a command.</summary>
+        public IEnumerable<Option> All => [Config, Kind, Layers, ModelWidth, Heads, SequenceLength, Norm, Init, Activation, Dropout, Precision, RecomputeEvery];
+
+        public static ModelFlags Create() => new(
+            new Option<string?>("--config") { Description = "model config JSON (ModelConfig, snake_case; docs/layers.md); flags below override its fields" },
+            new Option<string?>("--kind") { Description = "decoder (causal LM, default), encoder (masked LM) or encoder-decoder (continuation)" },
+            new Option<int?>("--layers") { Description = $"blocks per stack (default {DefaultModel.Layers})" },
+            new Option<int?>("--d-model") { Description = $"hidden size d (default {DefaultModel.ModelWidth})" },
+            new Option<int?>("--heads") { Description = $"attention heads; must divide --d-model (default {DefaultModel.Heads})" },
+            new Option<int?>("--seq-len") { Description = $"positions the model has, and the training context (default {DefaultModel.SequenceLength})" },
+            new Option<string?>("--norm") { Description = "pre (default), post or none (vanilla E-SPA blocks, with --init espa)" },
+            new Option<string?>("--init") { Description = "dslm (default), xavier, deepnet, simple or espa" },
+            new Option<string?>("--activation") { Description = "relu (default), gelu or leakyrelu (TAT)" },
+            new Option<float?>("--dropout") { Description = "dropout probability (default 0)" },
+            new Option<string?>("--precision") { Description = "fp32 (default), bf16 or fp16 (dynamic loss scaling) for matmul inputs and stored activations" },
+            new Option<int?>("--recompute-every") { Description = "keep every k-th block input and recompute the rest in backward (0: keep all)" });
+
         public ModelConfig Resolve(ParseResult parse, int vocabulary)
         {
             var config = parse.GetValue(Config) is string path ? ModelConfig.FromJson(ReadFile(path, "--config")) : DefaultModel;
@@ -90,19 +108,7 @@ internal static class TrainCommand
 
     public static Command Create(TextWriter output)
     {
-        var model = new ModelFlags(
-            new Option<string?>("--config") { Description = "model config JSON (ModelConfig, snake_case; docs/layers.md); flags below override its fields" },
-            new Option<string?>("--kind") { Description = "decoder (causal LM, default), encoder (masked LM) or encoder-decoder (continuation)" },
-            new Option<int?>("--layers") { Description = $"blocks per stack (default {DefaultModel.Layers})" },
-            new Option<int?>("--d-model") { Description = $"hidden size d (default {DefaultModel.ModelWidth})" },
-            new Option<int?>("--heads") { Description = $"attention heads; must divide --d-model (default {DefaultModel.Heads})" },
-            new Option<int?>("--seq-len") { Description = $"positions the model has, and the training context (default {DefaultModel.SequenceLength})" },
-            new Option<string?>("--norm") { Description = "pre (default), post or none (vanilla E-SPA blocks, with --init espa)" },
-            new Option<string?>("--init") { Description = "dslm (default), xavier, deepnet, simple or espa" },
-            new Option<string?>("--activation") { Description = "relu (default), gelu or leakyrelu (TAT)" },
-            new Option<float?>("--dropout") { Description = "dropout probability (default 0)" },
-            new Option<string?>("--precision") { Description = "fp32 (default), bf16 or fp16 (dynamic loss scaling) for matmul inputs and stored activations" },
-            new Option<int?>("--recompute-every") { Description = "keep every k-th block input and recompute the rest in backward (0: keep all)" });
+        var model = ModelFlags.Create();
         var run = new RunFlags(
             new Option<string?>("--training") { Description = "training options JSON (TrainingOptions, snake_case; docs/training.md); flags below override its fields" },
             new Option<int?>("--steps") { Description = $"optimizer steps in all (default {DefaultRun.Steps}); with --resume, the new total" },
@@ -177,7 +183,8 @@ internal static class TrainCommand
         return Tokenize(data, spec, folder, output);
     }
 
-    private static bool IsTokenFile(string path)
+    /// <summary>Whether <paramref name="path"/> starts with the token file's magic (else it is read as text).</summary>
+    internal static bool IsTokenFile(string path)
     {
         using var stream = File.OpenRead(path);
         Span<byte> magic = stackalloc byte[7];

@@ -29,7 +29,7 @@ public sealed class TrainerTests : IDisposable
         _folder.Dispose();
     }
 
-    private static ModelConfig Tiny(ModelKind kind = ModelKind.Decoder, NormPlacement norm = NormPlacement.Pre, float dropout = 0.1f,
+    internal static ModelConfig Tiny(ModelKind kind = ModelKind.Decoder, NormPlacement norm = NormPlacement.Pre, float dropout = 0.1f,
         ComputePrecision precision = ComputePrecision.Fp32) => new()
         {
             Kind = kind,
