@@ -21,43 +21,16 @@ internal static class ProfileCommand
     /// <summary>The row the op table gives the step time no op accounts for (host work between ops, idle device).</summary>
     public const string OutsideOps = "(outside ops)";
 
-    /// <summary>The flags that choose the model, the run and the device.</summary>
-    private sealed record Flags(Option<int?> Layers, Option<int?> ModelWidth, Option<int?> Heads, Option<int?> SequenceLength,
-        Option<int?> Vocabulary, Option<NormPlacement?> Norm, Option<InitScheme?> Init, Option<ComputePrecision?> Precision,
-        Option<int?> RecomputeEvery, Option<int> Batch, Option<int> Steps, Option<int> Warmup, Option<double?> PeakGflops,
-        Option<double?> PeakBandwidth, Option<string?> Json)
-    {
-        public ModelConfig Model(ParseResult parse)
-        {
-            var model = TrainCommand.DefaultModel;
-            return model with
-            {
-                Layers = parse.GetValue(Layers) ?? model.Layers,
-                ModelWidth = parse.GetValue(ModelWidth) ?? model.ModelWidth,
-                Heads = parse.GetValue(Heads) ?? model.Heads,
-                SequenceLength = parse.GetValue(SequenceLength) ?? model.SequenceLength,
-                Vocabulary = parse.GetValue(Vocabulary) ?? model.Vocabulary,
-                Norm = parse.GetValue(Norm) ?? model.Norm,
-                Init = parse.GetValue(Init) ?? model.Init,
-                Precision = parse.GetValue(Precision) ?? model.Precision,
-                RecomputeEvery = parse.GetValue(RecomputeEvery) ?? model.RecomputeEvery,
-            };
-        }
-    }
+    /// <summary>The flags that choose the run and the device (the model flags are dslm train's).</summary>
+    private sealed record Flags(Option<int?> Vocabulary, Option<int> Batch, Option<int> Steps, Option<int> Warmup, Option<double?> PeakGflops,
+        Option<double?> PeakBandwidth, Option<string?> Json);
 
     public static Command Create(TextWriter output)
     {
-        var model = TrainCommand.DefaultModel;
+        // The model flags of dslm train, so a profiled model is given exactly as a trained one (default: its default model).
+        var model = TrainCommand.ModelFlags.Create();
         var flags = new Flags(
-            new Option<int?>("--layers") { Description = $"blocks (default {model.Layers})" },
-            new Option<int?>("--d-model") { Description = $"hidden size d (default {model.ModelWidth})" },
-            new Option<int?>("--heads") { Description = $"attention heads; must divide --d-model (default {model.Heads})" },
-            new Option<int?>("--seq-len") { Description = $"tokens per sequence T (default {model.SequenceLength})" },
-            new Option<int?>("--vocab") { Description = $"vocabulary size, at least 256 (default {model.Vocabulary}; 50304 for GPT-2's shape)" },
-            new Option<NormPlacement?>("--norm") { Description = "pre (default), post or none (vanilla E-SPA blocks, with --init espa)" },
-            new Option<InitScheme?>("--init") { Description = "dslm (default), xavier, deepnet, simple or espa" },
-            new Option<ComputePrecision?>("--precision") { Description = "fp32 (default), bf16 or fp16 for matmul inputs and stored activations" },
-            new Option<int?>("--recompute-every") { Description = "keep every k-th block input and recompute the rest in backward (0: keep all)" },
+            new Option<int?>("--vocab") { Description = $"vocabulary size, at least 256 (default {TrainCommand.DefaultModel.Vocabulary}; 50304 for GPT-2's shape)" },
             new Option<int>("--batch") { Description = "sequences per step", DefaultValueFactory = _ => 8 },
             new Option<int>("--steps") { Description = "profiled training steps", DefaultValueFactory = _ => 10 },
             new Option<int>("--warmup") { Description = "steps run first and not profiled (JIT, caches, allocator)", DefaultValueFactory = _ => 2 },
@@ -67,14 +40,13 @@ internal static class ProfileCommand
         var device = CliApp.DeviceOption();
         var threads = CliApp.ThreadsOption();
         var command = new Command("profile", "Train a decoder for a few steps and print the time per op (calls, total, share, achieved FLOP/s and " +
-            $"GB/s against the device's peak), tokens/s and MFU with FLOPs per token = {ModelFlops.Formula} (docs/profiling.md).")
-        {
-            flags.Layers, flags.ModelWidth, flags.Heads, flags.SequenceLength, flags.Vocabulary, flags.Norm, flags.Init, flags.Precision,
-            flags.RecomputeEvery, flags.Batch, flags.Steps, flags.Warmup, flags.PeakGflops, flags.PeakBandwidth, flags.Json, device, threads,
-        };
+            $"GB/s against the device's peak), tokens/s and MFU with FLOPs per token = {ModelFlops.Formula} (docs/profiling.md).");
+        foreach (var option in model.All.Concat([flags.Vocabulary, flags.Batch, flags.Steps, flags.Warmup, flags.PeakGflops, flags.PeakBandwidth, flags.Json, device, threads]))
+            command.Options.Add(option);
         command.SetAction(parse =>
         {
-            var config = flags.Model(parse);
+            var config = model.Resolve(parse, parse.GetValue(flags.Vocabulary) ?? TrainCommand.DefaultModel.Vocabulary);
+            config = config with { Vocabulary = parse.GetValue(flags.Vocabulary) ?? config.Vocabulary };
             int batch = parse.GetValue(flags.Batch), steps = parse.GetValue(flags.Steps), warmup = parse.GetValue(flags.Warmup);
             if (steps < 1) throw new ArgumentException($"--steps must be at least 1 (got {steps})", "--steps");
             if (warmup < 0) throw new ArgumentException($"--warmup must be at least 0 (got {warmup})", "--warmup");
