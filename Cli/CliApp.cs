@@ -1,6 +1,7 @@
 using System.CommandLine;
 using DeepScaleLM.Native;
 using DeepScaleLM.Native.Cuda;
+using DeepScaleLM.Training.Checkpoints;
 
 namespace DeepScaleLM.Cli;
 
@@ -8,7 +9,7 @@ namespace DeepScaleLM.Cli;
 public static class CliApp
 {
     /// <summary>Runs <c>dslm</c> with <paramref name="args"/>, writing to the given streams; returns the exit code
-    /// (0 success, 1 failure at run time, 2 bad input).</summary>
+    /// (0 success, 1 failure at run time, 2 bad input: flags, configs, missing or corrupt files).</summary>
     public static int Run(string[] args, TextWriter output, TextWriter error)
     {
         var root = new RootCommand(
@@ -28,11 +29,20 @@ public static class CliApp
         root.Subcommands.Add(GenerateCommand.Create(output));
         root.Subcommands.Add(GradCommand.Create(output));
         root.Subcommands.Add(ProfileCommand.Create(output));
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            // Unknown flags, missing arguments, values of the wrong type: bad input, like an impossible config.
+            foreach (var problem in parse.Errors) error.WriteLine($"dslm: error: {problem.Message}");
+            return 2;
+        }
         try
         {
-            return root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
+            return parse.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
         }
-        catch (Exception e) when (e is ArgumentException or FormatException)
+        // A missing, truncated or corrupt input file (data, config, checkpoint) is bad input too.
+        catch (Exception e) when (e is ArgumentException or FormatException or FileNotFoundException or DirectoryNotFoundException
+            or CheckpointFormatException or SafeTensorsFormatException)
         {
             error.WriteLine($"dslm: error: {e.Message}");
             return 2;

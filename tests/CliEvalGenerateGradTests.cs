@@ -242,18 +242,18 @@ public sealed class CliEvalGenerateGradTests : IDisposable
         new GradientBatch(1, 2, [1, 300], [1, 2], []).Write(outOfVocabulary);
         string dump = _folder.File("out.safetensors");
 
-        AssertFails(1, "no checkpoint at", "eval", "--checkpoint", missing, "--data", _corpus);
+        AssertFails(2, "no checkpoint at", "eval", "--checkpoint", missing, "--data", _corpus);
         AssertFails(2, "--checkpoint DIR is required", "generate");
         AssertFails(2, "--data PATH is required", "eval", "--checkpoint", checkpoint);
         AssertFails(2, "--batch must be at least 1", "eval", "--checkpoint", checkpoint, "--data", _corpus, "--batch", "0");
         AssertFails(2, "tokens must lie in [1, sequence_length = 16]", "eval", "--checkpoint", checkpoint, "--data", _corpus, "--tokens", "17");
         AssertFails(2, "differs from the tokenizer the checkpoint was trained with", "eval", "--checkpoint", checkpoint, "--data", _corpus, "--tokenizer", "cl100k");
-        AssertFails(1, "does not exist", "eval", "--checkpoint", checkpoint, "--data", missing);
+        AssertFails(2, "does not exist", "eval", "--checkpoint", checkpoint, "--data", missing);
         AssertFails(2, "generate needs a decoder model", "generate", "--checkpoint", encoder);
         AssertFails(2, "top-k must be 0 (all tokens) or 1..256", "generate", "--checkpoint", checkpoint, "--top-k", "300");
         AssertFails(2, "--prompt encodes to no tokens", "generate", "--checkpoint", checkpoint, "--prompt", "");
         AssertFails(2, "--out PATH is required", "grad", "--checkpoint", checkpoint, "--tokens", longBatch);
-        AssertFails(1, "tensor 'tokens': expected dtype I32 but found F32", "grad", "--checkpoint", checkpoint, "--tokens", floatBatch, "--out", dump);
+        AssertFails(2, "tensor 'tokens': expected dtype I32 but found F32", "grad", "--checkpoint", checkpoint, "--tokens", floatBatch, "--out", dump);
         AssertFails(2, "tokens must lie in [1, sequence_length = 16] (got 17)", "grad", "--checkpoint", checkpoint, "--tokens", longBatch, "--out", dump);
         AssertFails(2, "'tokens'[0, 1] = 300 is outside [0, 256)", "grad", "--checkpoint", checkpoint, "--tokens", outOfVocabulary, "--out", dump);
         Assert.False(File.Exists(dump));
@@ -262,7 +262,7 @@ public sealed class CliEvalGenerateGradTests : IDisposable
         string weights = Path.Combine(checkpoint, CheckpointDirectory.ModelFile);
         File.WriteAllBytes(weights, File.ReadAllBytes(weights)[..^10]);
         var (code, _, error) = Dslm("generate", "--checkpoint", checkpoint);
-        Assert.Equal(1, code);
+        Assert.Equal(2, code);
         Assert.Contains("model.safetensors", error);
     }
 
