@@ -23,6 +23,7 @@ public static class CliApp
         root.Subcommands.Add(DataCommand.Create(output));
         root.Subcommands.Add(ValidateCommand.Create(output));
         root.Subcommands.Add(SelftestCommand.Create(output));
+        root.Subcommands.Add(PlotCommand.Create(output));
         try
         {
             return root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
