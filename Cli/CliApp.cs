@@ -29,6 +29,7 @@ public static class CliApp
         root.Subcommands.Add(GenerateCommand.Create(output));
         root.Subcommands.Add(GradCommand.Create(output));
         root.Subcommands.Add(ProfileCommand.Create(output));
+        root.Subcommands.Add(PlotCommand.Create(output));
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
