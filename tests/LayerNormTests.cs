@@ -133,7 +133,9 @@ public sealed class LayerNormTests
             Numerics.AssertClose(y, TestData.Read(backend, problem.Output), tolerance, tolerance * conditioning * gain, what: $"normOutput ({c})");
             // The mean may cancel to far below the values it averages: its error scales with the largest term.
             Numerics.AssertClose(mean, TestData.Read(backend, problem.Mean), tolerance, tolerance * terms.Append(0).Max(), what: $"mean ({c})");
-            Numerics.AssertClose(rstd, TestData.Read(backend, problem.Rstd), tolerance, what: $"rstd ({c})");
+            // rstd = 1 / sqrt(var): s's absolute error u |terms| moves var by ~u |terms| |s - mean|, a relative error of
+            // about u |terms| rstd in rstd: the same conditioning (seen: 2 channels, rstd 116, error 1.1x the plain bound).
+            Numerics.AssertClose(rstd, TestData.Read(backend, problem.Rstd), tolerance * Math.Max(1, conditioning), what: $"rstd ({c})");
         }, iter: 200, threads: 1);
     }
 
