@@ -280,23 +280,13 @@ public sealed class Trainer : IDisposable
     public EvaluationMetrics Evaluate()
     {
         var batches = ValidationBatches();
-        double nats = 0;
-        long tokens = 0, bytes = 0;
+        var totals = new EvaluationTotals(_tokenizer);
         for (int b = 0; b < Options.EvalBatches; b++)
         {
             batches.Draw(b);
-            float loss = Model.Forward(batches.Inputs, batches.Targets, batches.SourceTokens, training: false);
-            int counted = 0;
-            foreach (int target in batches.Targets)
-            {
-                if (target == -100) continue;
-                counted++;
-                bytes += TargetBytes(target);
-            }
-            nats += (double)loss * counted;
-            tokens += counted;
+            totals.Add(Model.Forward(batches.Inputs, batches.Targets, batches.SourceTokens, training: false), batches.Targets);
         }
-        return new EvaluationMetrics(nats, tokens, bytes);
+        return totals.Metrics();
     }
 
     /// <summary>Writes the whole run state to <paramref name="directory"/> atomically: model.safetensors, config.json,
@@ -348,8 +338,6 @@ public sealed class Trainer : IDisposable
 
     private TrainingBatches ValidationBatches() =>
         new(_data, _validation, Model.Config, Model.BatchSize, Model.Tokens, Options.MaskFraction, Options.Seed ^ 0x76616C6964UL);
-
-    private long TargetBytes(int target) => Tokenizer.Kind == TokenizerKind.Byte ? 1 : Encoding.UTF8.GetByteCount(_tokenizer.Decode([target]));
 
     private List<(string Name, int[] Shape)> ParameterShapes() => [.. Model.NamedParameters.Select(p => (p.Name, p.Value.Shape.Dimensions.ToArray()))];
 
