@@ -112,6 +112,10 @@ internal static class BenchTrain
         output.WriteLine($"  memory: model {MiB(memory.TotalBytes)} MiB (parameters {MiB(memory.ParameterBytes)}, gradients {MiB(memory.GradientBytes)}, " +
             $"compute copy {MiB(memory.ComputeWeightBytes)}, activations {MiB(memory.ActivationBytes)}) + AdamW moments {MiB(result.OptimizerBytes)} MiB; " +
             $"process peak working set {MiB(result.PeakWorkingSetBytes)} MiB");
+        // What recomputation buys per block: everything kept, against the kept streams plus one segment of scratch.
+        output.WriteLine($"  activations per block: {memory.BlockActivationBytes / 1024.0:N1} KiB keeping every activation, " +
+            $"{memory.BlockActivationBytesWithRecomputation / 1024.0:N1} KiB with --recompute-every {Math.Max(c.RecomputeEvery, 1)}; " +
+            $"all activations {MiB(memory.ActivationBytesWithoutRecomputation)} MiB without recomputation");
         output.WriteLine($"  machine: {MachineInfo.Describe(threadCount)}");
         if (jsonPath is null) return;
         MachineInfo.WriteJson(jsonPath, w =>
@@ -138,6 +142,8 @@ internal static class BenchTrain
             w.WriteNumber("compute_weight_bytes", memory.ComputeWeightBytes);
             w.WriteNumber("activation_bytes", memory.ActivationBytes);
             w.WriteNumber("activation_bytes_without_recomputation", memory.ActivationBytesWithoutRecomputation);
+            w.WriteNumber("block_activation_bytes", memory.BlockActivationBytes);
+            w.WriteNumber("block_activation_bytes_with_recomputation", memory.BlockActivationBytesWithRecomputation);
             w.WriteNumber("model_bytes", memory.TotalBytes);
             w.WriteNumber("optimizer_bytes", result.OptimizerBytes);
             w.WriteNumber("peak_working_set_bytes", result.PeakWorkingSetBytes);

@@ -43,7 +43,10 @@ public sealed class BenchTrainTests : IDisposable
         Assert.Equal(4 * parameters, memory.GetProperty("parameter_bytes").GetInt64());
         Assert.Equal(4 * parameters, memory.GetProperty("gradient_bytes").GetInt64());
         Assert.Equal(8 * parameters, memory.GetProperty("optimizer_bytes").GetInt64());
-        Assert.Equal(TransformerModel.EstimateMemory(config, 2, 8).TotalBytes, memory.GetProperty("model_bytes").GetInt64());
+        var estimate = TransformerModel.EstimateMemory(config, 2, 8);
+        Assert.Equal(estimate.TotalBytes, memory.GetProperty("model_bytes").GetInt64());
+        Assert.Equal(estimate.BlockActivationBytes, memory.GetProperty("block_activation_bytes").GetInt64());
+        Assert.Equal(estimate.BlockActivationBytesWithRecomputation, memory.GetProperty("block_activation_bytes_with_recomputation").GetInt64());
         Assert.True(memory.GetProperty("peak_working_set_bytes").GetInt64() > memory.GetProperty("model_bytes").GetInt64());
         Assert.True(root.GetProperty("machine").GetProperty("logical_cores").GetInt32() >= 1);
     }
