@@ -72,7 +72,9 @@ internal static class TrainCommand
                 SequenceLength = parse.GetValue(SequenceLength) ?? config.SequenceLength,
                 Norm = ParseEnum<NormPlacement>(parse, Norm) ?? config.Norm,
                 Init = ParseEnum<InitScheme>(parse, Init) ?? config.Init,
-                Activation = ParseEnum<FeedForwardActivation>(parse, Activation) ?? config.Activation,
+                // E-SPA comes with TAT's scaled leaky ReLU unless the flag says otherwise (which validation then rejects).
+                Activation = ParseEnum<FeedForwardActivation>(parse, Activation)
+                    ?? (ParseEnum<InitScheme>(parse, Init) == InitScheme.Espa ? FeedForwardActivation.LeakyRelu : config.Activation),
                 Dropout = parse.GetValue(Dropout) ?? config.Dropout,
                 Precision = ParseEnum<ComputePrecision>(parse, Precision) ?? config.Precision,
                 RecomputeEvery = parse.GetValue(RecomputeEvery) ?? config.RecomputeEvery,

@@ -154,6 +154,11 @@ public sealed record ModelConfig
         Require(Enum.IsDefined(Precision), "precision", $"is {(int)Precision}, not a compute precision");
         Require((Norm == NormPlacement.None) == (Init == InitScheme.Espa), Norm == NormPlacement.None ? "init" : "norm",
             "must be espa exactly when norm is none: a vanilla block needs E-SPA's bias, rescale and orthogonal weights, and E-SPA is defined for vanilla blocks only");
+        // Without TAT's gain sqrt(2 / (1 + a^2)) a vanilla block loses half the signal's second moment to plain ReLU per
+        // block (E[relu(x)^2] = 1/2), so the default ReLU would silently collapse an E-SPA stack. E-SPA's kernel control
+        // assumes the scaled leaky ReLU (spa-theory.md 3); a smooth GeLU stays allowed as a deliberate choice.
+        Require(Init != InitScheme.Espa || Activation != FeedForwardActivation.Relu, "activation",
+            "must not be relu with the espa init: unscaled ReLU halves the signal in every vanilla block; use leaky_relu (TAT's scaled leaky ReLU, spa-theory.md 3)");
         Require(TokenCorrelation is null || (TokenCorrelation >= 0 && TokenCorrelation < 1), "token_correlation",
             $"must lie in [0, 1) (got {TokenCorrelation})");
         Require(Init != InitScheme.DslmPosition || Kind != ModelKind.EncoderDecoder, "init",

@@ -36,6 +36,7 @@ public sealed class ProfilingTests : IDisposable
         {
             Vocabulary = 256, Layers = layers, ModelWidth = 16, Heads = 2, SequenceLength = 8, Norm = norm, Init = init,
             Dropout = dropout, Precision = precision,
+            Activation = init == InitScheme.Espa ? FeedForwardActivation.LeakyRelu : FeedForwardActivation.Relu,
         };
 
     private static readonly TrainingOptions TwoSteps = new() { Steps = 2, BatchSize = 2, WarmupSteps = 1 };

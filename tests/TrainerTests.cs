@@ -42,6 +42,7 @@ public sealed class TrainerTests : IDisposable
             Dropout = dropout,
             Precision = precision,
             Init = norm == NormPlacement.None ? InitScheme.Espa : InitScheme.Dslm,
+            Activation = norm == NormPlacement.None ? FeedForwardActivation.LeakyRelu : FeedForwardActivation.Relu,
         };
 
     private static TrainingOptions Run(int steps, int accumulation = 1) => new()
