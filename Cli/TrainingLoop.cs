@@ -55,7 +55,14 @@ internal static class TrainingLoop
                     {
                         var report = MomentPredictions.Measure(trainer.Model, monitor!);
                         entry = report.AddTo(entry);
-                        foreach (var warning in report.Warnings) output.WriteLine($"warning: step {step}: {warning}");
+                        // One line per monitor step on the console (every warning is in the metrics line): training moves
+                        // the moments away from their init-time prediction, so several blocks at once is the usual case.
+                        if (report.Warnings.Count > 0)
+                        {
+                            var worst = report.Warnings.MaxBy(w => Math.Abs(Math.Log(Math.Abs(w.Ratio))))!;
+                            output.WriteLine($"monitor: step {step}: {report.Warnings.Count} moment(s) of {2 * report.ResidualVariance.Length} " +
+                                $"outside 1/{monitor!.Factor:G3}..{monitor.Factor:G3}x the theory; furthest: {worst}");
+                        }
                     }
                     log.Append(entry);
                     interval.Restart();
