@@ -41,8 +41,7 @@ public sealed class Trainer : IDisposable
     private readonly Tensor? _accumulated;
     private readonly OptimizedParameter[] _parameters;
     private readonly TrainingBatches _train;
-    private readonly TokenFileReader _data;
-    private readonly TokenRange _validation;
+    private readonly TrainingBatches _validation;
     private readonly ITokenizer _tokenizer;
     private readonly ILearningRateSchedule _schedule;
     private readonly DynamicLossScaler? _lossScaler;
@@ -56,13 +55,13 @@ public sealed class Trainer : IDisposable
         Options = options;
         Tokenizer = tokenizer;
         _tokenizer = tokenizer.Create();
-        _data = data;
         var backend = model.Backend;
         var split = DataSplit.Of(data.Count, options.ValidationFraction);
-        _validation = split.Validation;
         _train = new TrainingBatches(data, split.Train, model.Config, model.BatchSize, model.Tokens, options.MaskFraction, options.Seed);
-        // Fail now, not at the first evaluation, when the validation tail cannot hold one window.
-        _ = ValidationBatches();
+        // Made now, so a validation tail too short for one window fails here rather than at the first evaluation; the
+        // windows are fixed (a seed of their own, draws 0, 1, ...), the same at every evaluation and across resumes.
+        _validation = new TrainingBatches(data, split.Validation, model.Config, model.BatchSize, model.Tokens, options.MaskFraction,
+            options.Seed ^ 0x76616C6964UL);
         int count = checked((int)model.ParameterCount);
         _firstMoment = backend.Allocate(count);
         _secondMoment = backend.Allocate(count);
@@ -137,6 +136,9 @@ public sealed class Trainer : IDisposable
         var state = TrainingCheckpoint.ReadState(checkpoint);
         var config = ModelCheckpoint.ReadConfig(checkpoint);
         var options = ModelCheckpoint.ReadJson(checkpoint, TrainingCheckpoint.OptionsFile, TrainingOptions.FromJson);
+        if (state.Seed != options.Seed)
+            throw new CheckpointFormatException(Path.Combine(checkpoint, CheckpointDirectory.TrainerStateFile),
+                $"seed {state.Seed} differs from the seed {options.Seed} in {TrainingCheckpoint.OptionsFile}");
         if (steps is int total)
         {
             if (total <= state.Step)
@@ -159,9 +161,6 @@ public sealed class Trainer : IDisposable
             trainer.OptimizerStep = state.OptimizerStep;
             trainer.TokensSeen = state.TokensSeen;
             trainer._elapsedBefore = state.ElapsedSeconds;
-            if (state.Seed != options.Seed)
-                throw new CheckpointFormatException(Path.Combine(checkpoint, CheckpointDirectory.TrainerStateFile),
-                    $"seed {state.Seed} differs from the seed {options.Seed} in {TrainingCheckpoint.OptionsFile}");
             return trainer;
         }
         catch
@@ -279,7 +278,7 @@ public sealed class Trainer : IDisposable
     /// </summary>
     public EvaluationMetrics Evaluate()
     {
-        var batches = ValidationBatches();
+        var batches = _validation;
         var totals = new EvaluationTotals(_tokenizer);
         for (int b = 0; b < Options.EvalBatches; b++)
         {
@@ -335,9 +334,6 @@ public sealed class Trainer : IDisposable
     /// 1 / (rows sqrt d), and DSLM keeps it flat through depth (section 4), which is why one number serves every layer.
     /// </summary>
     public static double PredictedGradientStd(ModelConfig config, int rows) => 1 / (rows * Math.Sqrt(config.ModelWidth));
-
-    private TrainingBatches ValidationBatches() =>
-        new(_data, _validation, Model.Config, Model.BatchSize, Model.Tokens, Options.MaskFraction, Options.Seed ^ 0x76616C6964UL);
 
     private List<(string Name, int[] Shape)> ParameterShapes() => [.. Model.NamedParameters.Select(p => (p.Name, p.Value.Shape.Dimensions.ToArray()))];
 
