@@ -34,8 +34,7 @@ internal static class BenchTrain
         foreach (var option in model.All.Concat([vocabulary, batch, tokens, steps, warmup, json, device, threads])) command.Options.Add(option);
         command.SetAction(parse =>
         {
-            var config = model.Resolve(parse, parse.GetValue(vocabulary) ?? TrainCommand.DefaultModel.Vocabulary);
-            config = config with { Vocabulary = parse.GetValue(vocabulary) ?? config.Vocabulary };
+            var config = model.Resolve(parse, vocabulary);
             int batchSize = parse.GetValue(batch), timed = parse.GetValue(steps), untimed = parse.GetValue(warmup);
             if (timed < 1) throw new ArgumentException($"--steps must be at least 1 (got {timed})");
             if (untimed < 0) throw new ArgumentException($"--warmup must not be negative (got {untimed})");

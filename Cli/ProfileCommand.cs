@@ -45,8 +45,7 @@ internal static class ProfileCommand
             command.Options.Add(option);
         command.SetAction(parse =>
         {
-            var config = model.Resolve(parse, parse.GetValue(flags.Vocabulary) ?? TrainCommand.DefaultModel.Vocabulary);
-            config = config with { Vocabulary = parse.GetValue(flags.Vocabulary) ?? config.Vocabulary };
+            var config = model.Resolve(parse, flags.Vocabulary);
             int batch = parse.GetValue(flags.Batch), steps = parse.GetValue(flags.Steps), warmup = parse.GetValue(flags.Warmup);
             if (steps < 1) throw new ArgumentException($"--steps must be at least 1 (got {steps})", "--steps");
             if (warmup < 0) throw new ArgumentException($"--warmup must be at least 0 (got {warmup})", "--warmup");

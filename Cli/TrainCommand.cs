@@ -59,6 +59,14 @@ internal static class TrainCommand
             new Option<string?>("--precision") { Description = "fp32 (default), bf16 or fp16 (dynamic loss scaling) for matmul inputs and stored activations" },
             new Option<int?>("--recompute-every") { Description = "keep every k-th block input and recompute the rest in backward (0: keep all)" });
 
+        /// <summary>The model for commands that take no tokenizer but a --vocab flag (bench train, profile): the
+        /// flag's value, else the --config's, else the default model's.</summary>
+        public ModelConfig Resolve(ParseResult parse, Option<int?> vocabulary)
+        {
+            var config = Resolve(parse, parse.GetValue(vocabulary) ?? DefaultModel.Vocabulary);
+            return parse.GetValue(vocabulary) is int given ? config with { Vocabulary = given } : config;
+        }
+
         public ModelConfig Resolve(ParseResult parse, int vocabulary)
         {
             var config = parse.GetValue(Config) is string path ? ModelConfig.FromJson(ReadFile(path, "--config")) : DefaultModel;
