@@ -2,6 +2,7 @@ using System.Diagnostics;
 using DeepScaleLM.Cli.Display;
 using DeepScaleLM.Cli.Plotting;
 using DeepScaleLM.Training;
+using DeepScaleLM.Training.Evaluation;
 using DeepScaleLM.Training.Metrics;
 
 namespace DeepScaleLM.Cli;
@@ -31,6 +32,8 @@ internal static class TrainingLoop
         output.WriteLine($"output: {folder} ({TrainCommand.MetricsFile}, {TrainCommand.CheckpointFolder}/)");
         var monitor = options.MonitorEvery > 0 ? MomentPredictions.Monitor(trainer.Model, options.MonitorFactor) : null;
 
+        // The last step always evaluates; its result is the final report (evaluated again only if no step ran).
+        EvaluationMetrics? latest = null;
         using var log = trainer.Step > 0 && File.Exists(metricsPath) ? MetricsLog.Resume(metricsPath, trainer.Step) : MetricsLog.Create(metricsPath);
         using (var display = ReferenceEquals(output, Console.Out) ? TrainingDisplay.Create(options.LogEvery) : TrainingDisplay.Plain(output, options.LogEvery))
         {
@@ -43,7 +46,10 @@ internal static class TrainingLoop
                 long step = result.Step;
                 double? validation = null;
                 if ((options.EvalEvery > 0 && step % options.EvalEvery == 0) || trainer.Finished)
-                    validation = trainer.Evaluate().MeanLoss;
+                {
+                    latest = trainer.Evaluate();
+                    validation = latest.Value.MeanLoss;
+                }
                 double tokensPerSecond = intervalTokens / Math.Max(interval.Elapsed.TotalSeconds, 1e-9);
                 display.Update(new TrainingUpdate(step, options.Steps, result.Loss, validation, tokensPerSecond, TimeSpan.FromSeconds(trainer.ElapsedSeconds)));
                 bool monitorNow = monitor is not null && (step == 1 || step % options.MonitorEvery == 0);
@@ -82,7 +88,7 @@ internal static class TrainingLoop
         string lossPlot = Path.Combine(folder, TrainCommand.LossPlotFile);
         LossCurve(MetricsLog.Read(metricsPath), $"{config.Layers}-block {config.Init.ToString().ToLowerInvariant()} {config.Norm.ToString().ToLowerInvariant()}-norm {config.Kind.ToString().ToLowerInvariant()}")
             .Save(lossPlot);
-        var final = trainer.Evaluate();
+        var final = latest ?? trainer.Evaluate();
         output.WriteLine($"done: step {trainer.Step}, validation loss {final.MeanLoss:F4} nats, perplexity {final.Perplexity:F2}, " +
             $"{final.BitsPerByte:F3} bits per byte; {trainer.TokensSeen:N0} tokens in {trainer.ElapsedSeconds:F1} s; checkpoint {checkpoint}; loss curve {lossPlot}");
     }
