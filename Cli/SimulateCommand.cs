@@ -186,8 +186,6 @@ internal static class SimulateCommand
             },
             TokenCorrelation = settings.TokenCorrelation,
         };
-        // E-SPA comes with TAT's scaled leaky ReLU (spa-theory.md 3), as the theory's ESpaInit plan assumes.
-        if (config.Init == InitScheme.Espa) config = config with { Activation = FeedForwardActivation.LeakyRelu };
         // A fixed beta^2 is k / N^0.
         return settings.BranchVariance is { } beta2 ? config with { ResidualK = beta2, ResidualExponent = 0 } : config;
     }

@@ -54,7 +54,7 @@ internal static class TrainCommand
             new Option<int?>("--seq-len") { Description = $"positions the model has, and the training context (default {DefaultModel.SequenceLength})" },
             new Option<string?>("--norm") { Description = "pre (default), post or none (vanilla E-SPA blocks, with --init espa)" },
             new Option<string?>("--init") { Description = "dslm (default), xavier, deepnet, simple or espa" },
-            new Option<string?>("--activation") { Description = "relu (default), gelu or leakyrelu (TAT)" },
+            new Option<string?>("--activation") { Description = "relu (default; leaky_relu with --init espa), gelu or leaky_relu (TAT)" },
             new Option<float?>("--dropout") { Description = "dropout probability (default 0)" },
             new Option<string?>("--precision") { Description = "fp32 (default), bf16 or fp16 (dynamic loss scaling) for matmul inputs and stored activations" },
             new Option<int?>("--recompute-every") { Description = "keep every k-th block input and recompute the rest in backward (0: keep all)" });
@@ -80,9 +80,7 @@ internal static class TrainCommand
                 SequenceLength = parse.GetValue(SequenceLength) ?? config.SequenceLength,
                 Norm = ParseEnum<NormPlacement>(parse, Norm) ?? config.Norm,
                 Init = ParseEnum<InitScheme>(parse, Init) ?? config.Init,
-                // E-SPA comes with TAT's scaled leaky ReLU unless the flag says otherwise (which validation then rejects).
-                Activation = ParseEnum<FeedForwardActivation>(parse, Activation)
-                    ?? (ParseEnum<InitScheme>(parse, Init) == InitScheme.Espa ? FeedForwardActivation.LeakyRelu : config.Activation),
+                Activation = ParseEnum<FeedForwardActivation>(parse, Activation) ?? config.Activation,
                 Dropout = parse.GetValue(Dropout) ?? config.Dropout,
                 Precision = ParseEnum<ComputePrecision>(parse, Precision) ?? config.Precision,
                 RecomputeEvery = parse.GetValue(RecomputeEvery) ?? config.RecomputeEvery,

@@ -92,8 +92,9 @@ public sealed record ModelConfig
     public int SequenceLength { get; init; } = 64;
     /// <summary>Where blocks normalise.</summary>
     public NormPlacement Norm { get; init; } = NormPlacement.Pre;
-    /// <summary>The feed-forward nonlinearity.</summary>
-    public FeedForwardActivation Activation { get; init; } = FeedForwardActivation.Relu;
+    /// <summary>The feed-forward nonlinearity; null: TAT's leaky_relu for the espa init (the activation E-SPA's signal
+    /// propagation assumes, spa-theory.md 3), relu otherwise (see <see cref="FeedForwardFunction"/>).</summary>
+    public FeedForwardActivation? Activation { get; init; }
     /// <summary>Dropout probability on the embedding and on every sublayer's output, in [0, 1).</summary>
     public float Dropout { get; init; }
     /// <summary>Whether the output head reuses the token embedding (true) or has its own lm_head.weight.</summary>
@@ -127,6 +128,9 @@ public sealed record ModelConfig
     [JsonIgnore] public int HiddenWidth => FeedForwardWidth ?? 4 * ModelWidth;
     /// <summary>Whether the stacks end with a LayerNorm.</summary>
     [JsonIgnore] public bool HasFinalNorm => FinalNorm ?? Norm == NormPlacement.Pre;
+    /// <summary>The activation in use: <see cref="Activation"/>, or its default for the init.</summary>
+    [JsonIgnore] public FeedForwardActivation FeedForwardFunction =>
+        Activation ?? (Init == InitScheme.Espa ? FeedForwardActivation.LeakyRelu : FeedForwardActivation.Relu);
     /// <summary>Blocks kept per recomputed segment (1 when nothing is recomputed).</summary>
     [JsonIgnore] public int Segment => Math.Max(RecomputeEvery, 1);
 
@@ -144,7 +148,7 @@ public sealed record ModelConfig
         Require(HiddenWidth >= 1, "feed_forward_width", $"must be at least 1 (got {HiddenWidth})");
         Require(SequenceLength >= 1, "sequence_length", $"must be at least 1 (got {SequenceLength})");
         Require(Enum.IsDefined(Norm), "norm", $"is {(int)Norm}, not a norm placement");
-        Require(Enum.IsDefined(Activation), "activation", $"is {(int)Activation}, not an activation");
+        Require(Enum.IsDefined(FeedForwardFunction), "activation", $"is {(int)FeedForwardFunction}, not an activation");
         Require(Dropout >= 0 && Dropout < 1, "dropout", $"must lie in [0, 1) (got {Dropout})");
         Require(Enum.IsDefined(Init), "init", $"is {(int)Init}, not an init scheme");
         Require(double.IsFinite(ResidualK) && ResidualK > 0, "residual_k", $"must be positive (got {ResidualK})");
@@ -157,7 +161,7 @@ public sealed record ModelConfig
         // Without TAT's gain sqrt(2 / (1 + a^2)) a vanilla block loses half the signal's second moment to plain ReLU per
         // block (E[relu(x)^2] = 1/2), so the default ReLU would silently collapse an E-SPA stack. E-SPA's kernel control
         // assumes the scaled leaky ReLU (spa-theory.md 3); a smooth GeLU stays allowed as a deliberate choice.
-        Require(Init != InitScheme.Espa || Activation != FeedForwardActivation.Relu, "activation",
+        Require(Init != InitScheme.Espa || FeedForwardFunction != FeedForwardActivation.Relu, "activation",
             "must not be relu with the espa init: unscaled ReLU halves the signal in every vanilla block; use leaky_relu (TAT's scaled leaky ReLU, spa-theory.md 3)");
         Require(TokenCorrelation is null || (TokenCorrelation >= 0 && TokenCorrelation < 1), "token_correlation",
             $"must lie in [0, 1) (got {TokenCorrelation})");

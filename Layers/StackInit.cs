@@ -81,7 +81,7 @@ internal sealed record StackInit(
     /// <param name="config">The model.</param>
     public static ActivationFunction Activation(ModelConfig config)
     {
-        switch (config.Activation)
+        switch (config.FeedForwardFunction)
         {
             case FeedForwardActivation.Relu: return ActivationFunction.Relu;
             case FeedForwardActivation.Gelu: return ActivationFunction.GeluErf;

@@ -39,7 +39,7 @@ public sealed class LayersModelTests
     [InlineData("{\"dropout\": -0.1}", "dropout")]
     [InlineData("{\"norm\": \"none\"}", "init")]
     [InlineData("{\"init\": \"espa\"}", "norm")]
-    [InlineData("{\"norm\": \"none\", \"init\": \"espa\"}", "activation")]
+    [InlineData("{\"norm\": \"none\", \"init\": \"espa\", \"activation\": \"relu\"}", "activation")]
     [InlineData("{\"kind\": \"encoder_decoder\", \"init\": \"deep_net\"}", "init")]
     [InlineData("{\"layers\": 1, \"residual_k\": 3}", "residual_k")]
     [InlineData("{\"encoder_layers\": 2}", "encoder_layers")]
