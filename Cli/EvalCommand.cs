@@ -106,7 +106,7 @@ internal static class EvalCommand
 
         public static EvaluationData Open(string path, ITokenizer tokenizer)
         {
-            if (File.Exists(path) && TrainCommand.IsTokenFile(path))
+            if (File.Exists(path) && TokenFile.IsTokenFile(path))
                 return new EvaluationData(TokenFile.Open(path), null);
             string temporary = Path.Combine(Path.GetTempPath(), $"dslm-eval-{Guid.NewGuid():N}.tokens");
             try

@@ -187,16 +187,8 @@ internal static class TrainCommand
             return spec.Kind == TokenizerKind.Byte ? TokenFile.Open(byteTokens) : Tokenize(text, spec, folder, output);
         }
         if (!File.Exists(data) && !Directory.Exists(data)) throw new ArgumentException($"--data: '{data}' is neither brown, excerpt, a file nor a folder", "--data");
-        if (File.Exists(data) && IsTokenFile(data)) return TokenFile.Open(data);
+        if (File.Exists(data) && TokenFile.IsTokenFile(data)) return TokenFile.Open(data);
         return Tokenize(data, spec, folder, output);
-    }
-
-    /// <summary>Whether <paramref name="path"/> starts with the token file's magic (else it is read as text).</summary>
-    internal static bool IsTokenFile(string path)
-    {
-        using var stream = File.OpenRead(path);
-        Span<byte> magic = stackalloc byte[7];
-        return stream.Read(magic) == 7 && magic.SequenceEqual("DSLMTOK"u8);
     }
 
     private static TokenFileReader Tokenize(string path, TokenizerSpec spec, string folder, TextWriter output)

@@ -26,6 +26,15 @@ public static class TokenFile
 
     internal static ReadOnlySpan<byte> Magic => "DSLMTOK\0"u8;
 
+    /// <summary>Whether <paramref name="path"/> starts with a token file's magic (a quick test to tell a token file from
+    /// text; <see cref="Open"/> still validates the whole header).</summary>
+    public static bool IsTokenFile(string path)
+    {
+        using var stream = File.OpenRead(path);
+        Span<byte> start = stackalloc byte[Magic.Length];
+        return stream.ReadAtLeast(start, start.Length, throwOnEndOfStream: false) == start.Length && start.SequenceEqual(Magic);
+    }
+
     /// <summary>Token width in bytes for a vocabulary: 1 when every id fits a byte, else 4.</summary>
     public static int WidthFor(int vocabularySize) => vocabularySize <= 256 ? 1 : 4;
 
