@@ -5,6 +5,7 @@ using DeepScaleLM.Training;
 using DeepScaleLM.Training.Checkpoints;
 using DeepScaleLM.Training.Data;
 using DeepScaleLM.Training.Generation;
+using DeepScaleLM.Tests.Support;
 using Xunit;
 
 namespace DeepScaleLM.Tests;
@@ -112,6 +113,17 @@ public sealed class TrainerTests : IDisposable
         Assert.True(after.BitsPerByte < before.BitsPerByte - 2, $"validation bits per byte {before.BitsPerByte:F3} -> {after.BitsPerByte:F3}");
         Assert.Equal(after.TokenCount, after.ByteCount);
         Assert.Equal(2L * 2 * 16, after.TokenCount);
+    }
+
+    [Theory]
+    [InlineData(1, ComputePrecision.Fp32)]
+    [InlineData(2, ComputePrecision.Fp32)]
+    [InlineData(1, ComputePrecision.Fp16)]
+    [InlineData(1, ComputePrecision.Bf16)]
+    public void AWarmTrainingStepAllocatesNothing(int accumulation, ComputePrecision precision)
+    {
+        using var trainer = Trainer.Create(_backend, Tiny(precision: precision), Run(50, accumulation), _data, TokenizerSpec.Byte);
+        Allocations.AssertWarmCallAllocatesNothing(() => trainer.TrainStep());
     }
 
     [Fact]

@@ -54,7 +54,12 @@ public sealed class DynamicLossScaler
     /// <summary>Default ceiling, 2^24: far above any useful scale, below where the scaled fp32 loss loses meaning.</summary>
     public const double DefaultMaximumScale = 1 << 24;
 
-    LossScalerState _state;
+    // The fixed settings; the three counters that change every step live in fields, so an update allocates nothing
+    // (the record is built only when a checkpoint asks for State).
+    readonly LossScalerState _settings;
+    double _scale;
+    int _cleanSteps;
+    long _skippedSteps;
 
     /// <summary>A scaler starting at <paramref name="initialScale"/>.</summary>
     /// <exception cref="ArgumentOutOfRangeException">A scale is not a positive power of two, the bounds are out of
@@ -79,7 +84,10 @@ public sealed class DynamicLossScaler
         if (state.CleanSteps < 0 || state.CleanSteps >= state.GrowthInterval)
             throw new ArgumentOutOfRangeException(nameof(state), $"clean steps {state.CleanSteps} must be in [0, growth interval {state.GrowthInterval})");
         if (state.SkippedSteps < 0) throw new ArgumentOutOfRangeException(nameof(state), $"skipped steps {state.SkippedSteps} is negative");
-        _state = state;
+        _settings = state;
+        _scale = state.Scale;
+        _cleanSteps = state.CleanSteps;
+        _skippedSteps = state.SkippedSteps;
     }
 
     /// <summary>
@@ -125,16 +133,16 @@ public sealed class DynamicLossScaler
     }
 
     /// <summary>The scale to multiply the loss by for the next backward pass.</summary>
-    public double Scale => _state.Scale;
+    public double Scale => _scale;
 
     /// <summary>1 / <see cref="Scale"/>: multiply the gradients by it before clipping and the optimizer.</summary>
-    public double InverseScale => 1 / _state.Scale;
+    public double InverseScale => 1 / _scale;
 
     /// <summary>The state to store in a checkpoint.</summary>
-    public LossScalerState State => _state;
+    public LossScalerState State => _settings with { Scale = _scale, CleanSteps = _cleanSteps, SkippedSteps = _skippedSteps };
 
     /// <summary>Steps skipped for overflow so far.</summary>
-    public long SkippedSteps => _state.SkippedSteps;
+    public long SkippedSteps => _skippedSteps;
 
     /// <summary>Records one step's outcome from the global norm of the scaled gradients.</summary>
     /// <param name="scaledGradientNorm">The gradient norm computed before unscaling; NaN or infinity means overflow.</param>
@@ -142,21 +150,24 @@ public sealed class DynamicLossScaler
     /// <exception cref="LossScaleCollapsedException">The gradients overflowed at the minimum scale.</exception>
     public LossScaleOutcome Update(double scaledGradientNorm)
     {
-        var s = _state;
+        var s = _settings;
         if (!double.IsFinite(scaledGradientNorm))
         {
-            if (s.Scale <= s.MinimumScale)
+            if (_scale <= s.MinimumScale)
                 throw new LossScaleCollapsedException(
-                    $"gradient norm is {scaledGradientNorm} at the minimum loss scale {s.MinimumScale} (after {s.SkippedSteps} skipped steps): the gradients overflow even unscaled, so training has diverged");
-            _state = s with { Scale = Math.Max(s.Scale / 2, s.MinimumScale), CleanSteps = 0, SkippedSteps = s.SkippedSteps + 1 };
+                    $"gradient norm is {scaledGradientNorm} at the minimum loss scale {s.MinimumScale} (after {_skippedSteps} skipped steps): the gradients overflow even unscaled, so training has diverged");
+            _scale = Math.Max(_scale / 2, s.MinimumScale);
+            _cleanSteps = 0;
+            _skippedSteps++;
             return LossScaleOutcome.SkippedOverflow;
         }
-        if (s.CleanSteps + 1 < s.GrowthInterval)
+        if (_cleanSteps + 1 < s.GrowthInterval)
         {
-            _state = s with { CleanSteps = s.CleanSteps + 1 };
+            _cleanSteps++;
             return LossScaleOutcome.Applied;
         }
-        _state = s with { Scale = Math.Min(s.Scale * 2, s.MaximumScale), CleanSteps = 0 };
+        _scale = Math.Min(_scale * 2, s.MaximumScale);
+        _cleanSteps = 0;
         return LossScaleOutcome.AppliedAndGrew;
     }
 
