@@ -78,9 +78,9 @@ internal sealed class AttentionBranch : Branch
         Query.Forward(backend, a.Query, input);
         Key.Forward(backend, a.Key, source);
         Value.Forward(backend, a.Value, source);
-        Round(backend, precision, a.Query, a.Key, a.Value);
+        Rounding.Apply(backend, precision, a.Query, a.Key, a.Value);
         backend.Attention(a.Attended, a.Probabilities, a.Query, a.Key, a.Value, Options);
-        Round(backend, precision, a.Attended);
+        Rounding.Apply(backend, precision, a.Attended);
         Output.Forward(backend, a.Output, a.Attended);
     }
 
@@ -95,12 +95,6 @@ internal sealed class AttentionBranch : Branch
         Value.Backward(backend, gradContext ?? gradInput, g.Value, context ?? input);
     }
 
-    /// <summary>Rounds matmul inputs in place to the compute precision, where a GPU would store them in 16 bits.</summary>
-    internal static void Round(Backend backend, ComputePrecision precision, params ReadOnlySpan<Tensor> tensors)
-    {
-        if (precision == ComputePrecision.Fp32) return;
-        foreach (var tensor in tensors) backend.RoundToPrecision(tensor, tensor, precision);
-    }
 
     private sealed class AttentionActivations(Carver take, int batch, int tokens, int width, int heads) : BranchActivations
     {
@@ -130,7 +124,7 @@ internal sealed class FeedForwardBranch(ParameterCarver take, string name, Model
         var a = (FeedForwardActivations)activations;
         Input.Forward(backend, a.Hidden, input);
         backend.Activation(a.Activated, a.Hidden, activation);
-        AttentionBranch.Round(backend, precision, a.Activated);
+        Rounding.Apply(backend, precision, a.Activated);
         Output.Forward(backend, a.Output, a.Activated);
     }
 

@@ -194,13 +194,13 @@ internal sealed class Stack
         var input = Stream(0);
         backend.Embedding(input, tokens, tokenTable.Value, PositionTable.Value);
         backend.Dropout(input, input, dropout.Probability, dropout.Seed, dropout.Offset(_embeddingSite));
-        if (_config.Norm != NormPlacement.Pre) AttentionBranch.Round(backend, precision, input);
+        if (_config.Norm != NormPlacement.Pre) Rounding.Apply(backend, precision, input);
         for (int l = 0; l < _layers; l++)
             Blocks[l].Forward(backend, ActivationsOf(l), Stream(l), Stream(l + 1), context, dropout, precision);
         if (_finalNorm is not null)
         {
             _finalNorm.Forward(backend, Stream(_layers), FinalNorm!);
-            AttentionBranch.Round(backend, precision, _finalNorm.Output);
+            Rounding.Apply(backend, precision, _finalNorm.Output);
         }
     }
 

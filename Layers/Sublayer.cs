@@ -50,7 +50,7 @@ internal sealed class Sublayer(Branch branch, NormPlacement placement, LayerNorm
         if (placement == NormPlacement.Pre)
         {
             a.Norm!.Forward(backend, input, norm!);
-            AttentionBranch.Round(backend, precision, a.Norm.Output);
+            Rounding.Apply(backend, precision, a.Norm.Output);
             branchInput = a.Norm.Output;
         }
         branch.Forward(backend, a.Branch, branchInput, context, precision);
@@ -58,7 +58,7 @@ internal sealed class Sublayer(Branch branch, NormPlacement placement, LayerNorm
         {
             // Vanilla: the stream is the dropped branch output, a matmul input of the next sublayer.
             backend.Dropout(output, a.Branch.Output, dropout.Probability, dropout.Seed, dropout.Offset(site));
-            AttentionBranch.Round(backend, precision, output);
+            Rounding.Apply(backend, precision, output);
             return;
         }
         if (a.Dropped != a.Branch.Output)
@@ -67,7 +67,7 @@ internal sealed class Sublayer(Branch branch, NormPlacement placement, LayerNorm
         {
             // s = lam x + beta f, fused with the LayerNorm whose output is the stream (and the next matmul's input).
             backend.ResidualLayerNorm(a.Sum, output, a.Mean, a.Rstd, input, a.Dropped, lambda, beta, norm!.Weight.Value, norm.Bias.Value);
-            AttentionBranch.Round(backend, precision, output);
+            Rounding.Apply(backend, precision, output);
         }
         else
             backend.Residual(output, input, a.Dropped, lambda, beta);

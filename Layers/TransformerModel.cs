@@ -204,7 +204,7 @@ public sealed class TransformerModel : IDisposable
         Backend.SoftmaxCrossEntropyBackward(_gradLogits, _gradLosses, _logits, _targets);
         // The GPU keeps the logit gradient and the weight gradients in the compute dtype: round them here too, so an
         // fp16 loss scale that is too large overflows to infinity on the CPU exactly where it would there.
-        AttentionBranch.Round(Backend, Config.Precision, _gradLogits);
+        Rounding.Apply(Backend, Config.Precision, _gradLogits);
         Main.ZeroOutputGradient(Backend);
         Backend.MatMulBackward(_gradHeadInput, _headWeight.Gradient, null, _gradLogits, _headInput, _headWeight.Compute, transposeB: true, alpha: _logitScale);
         if (Config.Kind == ModelKind.EncoderDecoder)
@@ -216,7 +216,7 @@ public sealed class TransformerModel : IDisposable
         }
         else
             Main.Backward(Backend, _tokens, _tokenTable, null, null, _lastDropout, Config.Precision);
-        AttentionBranch.Round(Backend, Config.Precision, Gradients);
+        Rounding.Apply(Backend, Config.Precision, Gradients);
     }
 
     /// <summary>Logits [batch, vocabulary] at one position of the last <see cref="Forward"/> (for generation).</summary>
