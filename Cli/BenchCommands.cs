@@ -42,7 +42,7 @@ internal static class BenchCommands
             using var a = Random(backend, 1, ta ? [inner, rows] : [rows, inner]);
             using var b = Random(backend, 2, tb ? [cols, inner] : [inner, cols]);
             using var c = backend.Allocate(rows, cols);
-            var timing = Timing.Measure(() => backend.MatMul(c, a, b, ta, tb), warmup: 3, timedRuns);
+            var timing = Timing.Measure(backend, () => backend.MatMul(c, a, b, ta, tb), warmup: 3, timedRuns);
             double flops = 2.0 * rows * cols * inner;
             output.WriteLine($"gemm {rows} x {cols} x {inner} (transpose a: {ta}, b: {tb}) on {backend.Device}");
             output.WriteLine($"  median {flops / timing.MedianSeconds / 1e9:F1} GFLOP/s ({timing.MedianSeconds * 1e3:F3} ms), best {flops / timing.BestSeconds / 1e9:F1} GFLOP/s, {timing.Runs} runs");
@@ -99,7 +99,7 @@ internal static class BenchCommands
             using var bench = new OpBench(backend, shape);
             foreach (var item in bench.Cases())
             {
-                var timing = Timing.Measure(item.Run, warmup: 2, timedRuns);
+                var timing = Timing.Measure(backend, item.Run, warmup: 2, timedRuns);
                 results.Add((item, timing));
                 string flops = item.Flops > 0 ? $"{item.Flops / timing.MedianSeconds / 1e9,8:F1}" : $"{"",8}";
                 output.WriteLine($"{item.Name,-28} {item.Shape,-22} {timing.MedianSeconds * 1e3,10:F3} {item.Bytes / timing.MedianSeconds / 1e9,8:F1} {flops}");

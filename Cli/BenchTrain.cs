@@ -68,7 +68,7 @@ internal static class BenchTrain
             var process = Process.GetCurrentProcess();
             var cpuBefore = process.TotalProcessorTime;
             long wallBefore = Stopwatch.GetTimestamp();
-            var timing = Timing.Measure(() => loss = trainer.TrainStep().Loss, warmup: 0, steps);
+            var timing = Timing.Measure(backend, () => loss = trainer.TrainStep().Loss, warmup: 0, steps);
             double wall = Stopwatch.GetElapsedTime(wallBefore).TotalSeconds;
             process.Refresh();
             double cpuShare = (process.TotalProcessorTime - cpuBefore).TotalSeconds / (wall * BenchCommands.ThreadCount(backend));

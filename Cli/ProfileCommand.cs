@@ -84,7 +84,7 @@ internal static class ProfileCommand
             var options = new TrainingOptions { Steps = warmup + steps, BatchSize = batch, Tokens = config.SequenceLength };
             using var trainer = Trainer.Create(profiler, config, options, tokens, TokenizerSpec.Byte);
             for (int step = 0; step < warmup; step++) trainer.TrainStep();
-            profiler.WaitForDevice();
+            profiler.Synchronize();
             profiler.Reset();
             long start = Stopwatch.GetTimestamp();
             for (int step = 0; step < steps; step++)
@@ -95,7 +95,7 @@ internal static class ProfileCommand
                 // Between steps, not inside one: reads the step's CUDA events so the pool stays one step large.
                 profiler.Collect();
             }
-            profiler.WaitForDevice();
+            profiler.Synchronize();
             double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
             var model = trainer.Model;
             return new ProfileResult(config, profiler.Device.ToString(), profiler.TimingMethod, profiler.NvtxRanges, batch, steps, warmup,

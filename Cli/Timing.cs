@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using DeepScaleLM.Native;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Text.Json;
@@ -11,15 +12,21 @@ namespace DeepScaleLM.Cli;
 /// <param name="Runs">Timed runs (after warm-up).</param>
 internal readonly record struct Timing(double MedianSeconds, double BestSeconds, int Runs)
 {
-    /// <summary>Runs <paramref name="work"/> <paramref name="warmup"/> times untimed (JIT tiers, caches, page faults), then <paramref name="runs"/> times timed.</summary>
-    public static Timing Measure(Action work, int warmup, int runs)
+    /// <summary>
+    /// Runs <paramref name="work"/> <paramref name="warmup"/> times untimed (JIT tiers, caches, page faults, PTX JIT),
+    /// then <paramref name="runs"/> times timed, waiting for <paramref name="backend"/> after each run so that an
+    /// asynchronous device's time is the work's, not its launches'.
+    /// </summary>
+    public static Timing Measure(Backend backend, Action work, int warmup, int runs)
     {
         for (int i = 0; i < warmup; i++) work();
+        backend.Synchronize();
         var seconds = new double[runs];
         for (int i = 0; i < runs; i++)
         {
             long start = Stopwatch.GetTimestamp();
             work();
+            backend.Synchronize();
             // A run shorter than the timer's resolution counts as one tick, so rates stay finite (a lower bound).
             seconds[i] = Math.Max(Stopwatch.GetTimestamp() - start, 1) / (double)Stopwatch.Frequency;
         }

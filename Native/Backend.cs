@@ -81,6 +81,12 @@ public abstract partial class Backend : IDisposable
     }
 
     /// <summary>
+    /// Waits until every op issued so far has finished. Ops of an asynchronous device (CUDA) return once queued, so a
+    /// host-clock timing must call this before reading the clock; the CPU backend runs ops synchronously (no-op).
+    /// </summary>
+    public virtual void Synchronize() { }
+
+    /// <summary>
     /// Called after each kernel with its operands: keeps them reachable until the kernel has returned. Kernels work
     /// on raw pointers into the storage, so without this an operand the caller no longer references (a temporary)
     /// could be finalized, and its memory freed, while the kernel still reads or writes it. (A stack-held span of

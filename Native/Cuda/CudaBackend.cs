@@ -149,7 +149,7 @@ public sealed partial class CudaBackend : Backend
         TryCreate(deviceIndex, out var backend, out var reason, allowTf32) ? backend! : throw new InvalidOperationException(reason);
 
     /// <summary>Waits until every queued op has finished (and surfaces an asynchronous kernel fault as a <see cref="CudaException"/>).</summary>
-    public void Synchronize()
+    public override void Synchronize()
     {
         Bind();
         CudaCheck.Check(CudaLibrary.Driver, CudaDriver.cuStreamSynchronize(Stream), nameof(CudaDriver.cuStreamSynchronize));

@@ -65,11 +65,8 @@ public sealed class ProfilingBackend : Backend
         if (NvtxRanges) Nvtx.Pop();
     }
 
-    /// <summary>Waits until every queued op has finished (a GPU's stream; nothing on the CPU), for wall-clock timing.</summary>
-    public void WaitForDevice()
-    {
-        if (Inner is CudaBackend cuda) cuda.Synchronize();
-    }
+    /// <inheritdoc/>
+    public override void Synchronize() => Inner.Synchronize();
 
     /// <summary>
     /// Adds the device time of every call since the last collection to the totals, waiting for the last of them. Call it
