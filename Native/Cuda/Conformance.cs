@@ -152,13 +152,18 @@ public static class Conformance
         s.Compare("normOutput", norm);
         s.Compare("mean", mean);
         s.Compare("rstd", rstd);
-        // A plain layer norm of a wide row (no branch, no affine), with a large mean: the two-pass variance.
-        var wide = s.Random(3, 1000, scale: 1f, offset: 100f);
+        // A plain layer norm of a wide row (no branch, no affine), with a large mean: the two-pass variance (rstd).
+        // x - mean cancels: each backend's fp32 mean of values near 100 is off by a few ulp(100) = 7.6e-6 in its own
+        // summation order, which moves every output by that times rstd (seen on an H100: 2.6e-5). The outputs are
+        // compared relative to the offset, the scale of that error; a wrong mean or variance is still caught (1e-3).
+        const float offset = 100f;
+        var wide = s.Random(3, 1000, scale: 1f, offset: offset);
         var wideNorm = s.Zeros(3, 1000);
         var wideMean = s.Zeros(3);
         var wideRstd = s.Zeros(3);
         s.Both((backend, i) => backend.ResidualLayerNorm(null, wideNorm[i], wideMean[i], wideRstd[i], wide[i], null, 0f, 0f, null, null));
-        s.Compare("plain normOutput", wideNorm);
+        s.Compare("plain normOutput", wideNorm, condition: offset);
+        s.Compare("plain mean", wideMean);
         s.Compare("plain rstd", wideRstd);
     }
 
@@ -562,14 +567,17 @@ public static class Conformance
         /// <summary>Runs a function on both sides and returns both answers.</summary>
         public (T Reference, T Candidate) Each<T>(Func<Backend, int, T> function) => (function(reference, 0), function(candidate, 1));
 
-        /// <summary>Downloads both tensors and folds their element-wise differences into the maxima.</summary>
-        public void Compare(string output, Pair pair)
+        /// <summary>
+        /// Downloads both tensors and folds their element-wise differences, divided by <paramref name="condition"/>,
+        /// into the maxima: an output computed through a cancellation is that many times less accurate in fp32.
+        /// </summary>
+        public void Compare(string output, Pair pair, double condition = 1)
         {
             var expected = new float[pair.Reference.ElementCount];
             var actual = new float[pair.Candidate.ElementCount];
             reference.Download<float>(expected, pair.Reference);
             candidate.Download<float>(actual, pair.Candidate);
-            for (int j = 0; j < expected.Length; j++) Fold($"{output}[{j}]", expected[j], actual[j]);
+            for (int j = 0; j < expected.Length; j++) Fold($"{output}[{j}]", expected[j] / condition, actual[j] / condition);
         }
 
         public void CompareNumbers(string output, (double Reference, double Candidate) values) => Fold(output, values.Reference, values.Candidate);
