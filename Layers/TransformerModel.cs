@@ -39,8 +39,8 @@ public sealed class TransformerModel : IDisposable
         Gradients = backend.Allocate(Checked(layout.Parameters, "parameters"));
         _compute = config.Precision == ComputePrecision.Fp32 ? Parameters : backend.Allocate(Checked(layout.Parameters, "parameters"));
         _constants = backend.Allocate(Checked(Math.Max(layout.Constants, 1), "constants"));
-        _activations = backend.Allocate(Checked(layout.Activations, "activations"));
-        _gradientScratch = backend.Allocate(Checked(layout.GradientScratch, "gradient scratch"));
+        _activations = AllocateFlat(backend, layout.Activations);
+        _gradientScratch = AllocateFlat(backend, layout.GradientScratch);
 
         var parameters = new ParameterCarver(Parameters, Gradients, _compute);
         var constants = new Carver(_constants);
@@ -288,6 +288,17 @@ public sealed class TransformerModel : IDisposable
     private static void CheckLength(int length, int expected, string name)
     {
         if (length != expected) throw new ArgumentException($"{name} has {length} elements but {expected} are required (batch x tokens)", name);
+    }
+
+    /// <summary>
+    /// A buffer of at least <paramref name="count"/> floats to carve views from: one dimension while it fits an int,
+    /// else rows of 2^20 (GPT-2-small's activations at batch 8 x 1024 tokens are 3.5e9 floats; each view carved
+    /// from it is far smaller).
+    /// </summary>
+    private static Tensor AllocateFlat(Backend backend, long count)
+    {
+        const int row = 1 << 20;
+        return count <= int.MaxValue ? backend.Allocate((int)count) : backend.Allocate(checked((int)((count + row - 1) / row)), row);
     }
 
     private static int Checked(long count, string what) => count <= int.MaxValue ? (int)count
