@@ -73,6 +73,7 @@ internal static class SimulateCommand
             DefaultValueFactory = _ => "uniform",
         };
         var batch = new Option<int>("--batch") { Description = "sequences per forward pass", DefaultValueFactory = _ => 2 };
+        var device = CliApp.DeviceOption();
         var threads = CliApp.ThreadsOption();
         var json = new Option<string?>("--json") { Description = "write config, init and per-block theory and measurement (mean, _std, _spread) as JSON" };
         var plot = new Option<string?>("--plot")
@@ -81,15 +82,15 @@ internal static class SimulateCommand
                 "PATH gets the suffixes -forward_variance, -correlation and -grad_variance before its extension (.png, or .svg)",
         };
         var command = new Command("simulate",
-            "Measure, at init on the CPU, the real model's residual stream variance, token correlation and gradient variance after " +
+            "Measure, at init (on the CPU, or --device cuda), the real model's residual stream variance, token correlation and gradient variance after " +
             "every block over several seeds, beside the theory's prediction (dslm theory) for the same model.");
-        foreach (var option in model.Options.Concat([seeds, inputs, batch, threads, json, plot])) command.Options.Add(option);
+        foreach (var option in model.Options.Concat([seeds, inputs, batch, device, threads, json, plot])) command.Options.Add(option);
         command.SetAction(parse =>
         {
             var kind = ParseInputs(parse.GetValue(inputs)!);
             var settings = model.Read(parse, EmbeddingTables, (vocabulary, tables) => TokenCorrelation(kind, vocabulary, tables));
             int seedCount = parse.GetValue(seeds), batchSize = parse.GetValue(batch);
-            using var backend = CliApp.CreateBackend("cpu", parse.GetValue(threads));
+            using var backend = CliApp.CreateBackend(parse.GetValue(device)!, parse.GetValue(threads));
             var simulation = Run(backend, settings, kind, seedCount, batchSize);
             Print(output, simulation);
             if (parse.GetValue(json) is { } path) WriteJson(path, simulation);

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using DeepScaleLM.Cli;
+using DeepScaleLM.Native.Cpu;
 
 namespace DeepScaleLM.Tests;
 
@@ -48,11 +49,18 @@ public sealed class ValidateCommandTests
         }
     }
 
+    private static int Validate(TextWriter output, bool quick, int seed, string? jsonPath, string? scaledComponent = null,
+        double predictionScale = 1, string[]? components = null)
+    {
+        using var backend = new CpuBackend();
+        return ValidateCommand.Run(output, backend, quick, seed, jsonPath, scaledComponent, predictionScale, components);
+    }
+
     [Fact]
     public void WrongFormulaFailsNamingComponentAndQuantity()
     {
         var output = new StringWriter();
-        int code = ValidateCommand.Run(output, quick: true, seed: 42, jsonPath: null,
+        int code = Validate(output, quick: true, seed: 42, jsonPath: null,
             scaledComponent: "GeLU", predictionScale: 1.1, components: ["GeLU"]);
         Assert.Equal(1, code);
         Assert.Contains("FAIL GeLU x var p50", output.ToString());
@@ -63,7 +71,7 @@ public sealed class ValidateCommandTests
     public void WrongAttentionFormulaFailsNamingIt()
     {
         var output = new StringWriter();
-        int code = ValidateCommand.Run(output, quick: true, seed: 42, jsonPath: null, scaledComponent: "SHA", predictionScale: 1.15, components: ["SHA"]);
+        int code = Validate(output, quick: true, seed: 42, jsonPath: null, scaledComponent: "SHA", predictionScale: 1.15, components: ["SHA"]);
         Assert.Equal(1, code);
         Assert.Contains("FAIL SHA x var p50", output.ToString());
     }
@@ -74,7 +82,7 @@ public sealed class ValidateCommandTests
         string Run(int seed)
         {
             var output = new StringWriter();
-            ValidateCommand.Run(output, quick: true, seed: seed, jsonPath: null, components: ["Dropout"]);
+            Validate(output, quick: true, seed: seed, jsonPath: null, components: ["Dropout"]);
             return output.ToString();
         }
         string first = Run(7);

@@ -18,26 +18,24 @@ internal readonly record struct MeasuredMoments(SignalMoments Forward, GradientM
 /// </summary>
 internal sealed class ComponentProbe(Backend backend, int seed)
 {
-    private readonly GaussianSampler gaussian = new(new Random(seed));
-
-    private double Normal() => gaussian.Next();
+    private readonly GaussianSampler gaussian = new(seed);
 
     /// <summary>A [batch, tokens, channels] tensor of token-correlated Gaussians with the given moments.</summary>
     public Tensor Correlated(int batch, int tokens, int channels, double mean, double std, double correlation)
     {
         var values = new float[batch * tokens * channels];
-        double shared = Math.Sqrt(correlation), own = Math.Sqrt(1 - correlation);
-        var z = new double[channels];
-        for (int b = 0; b < batch; b++)
+        var shared = new float[batch * channels];
+        gaussian.Fill(values, std * Math.Sqrt(1 - correlation));
+        gaussian.Fill(shared, std * Math.Sqrt(correlation));
+        Parallel.For(0, batch, b =>
         {
-            for (int c = 0; c < channels; c++) z[c] = Normal();
             for (int t = 0; t < tokens; t++)
             {
                 int row = (b * tokens + t) * channels;
                 for (int c = 0; c < channels; c++)
-                    values[row + c] = (float)(mean + std * (shared * z[c] + own * Normal()));
+                    values[row + c] = (float)(mean + shared[b * channels + c] + values[row + c]);
             }
-        }
+        });
         var tensor = backend.Allocate(batch, tokens, channels);
         backend.Upload<float>(tensor, values);
         return tensor;
@@ -48,7 +46,7 @@ internal sealed class ComponentProbe(Backend backend, int seed)
     {
         var tensor = backend.Allocate(dims);
         var values = new float[tensor.ElementCount];
-        for (int i = 0; i < values.Length; i++) values[i] = (float)(std * Normal());
+        gaussian.Fill(values, std);
         backend.Upload<float>(tensor, values);
         return tensor;
     }

@@ -41,10 +41,16 @@ internal static class ComponentValidation
         ["SHA"] = [[0.2, 1.0, 2.5], [1.4, 4.1, 7.8], [1.3, 3.9, 7.4], [2.2, 13.3, 44.5], [1.6, 4.5, 8.2]],
     };
 
-    /// <summary>Absolute slack in percentage points added to the paper's value before a run fails. Full: 0.05
-    /// (float32 ops and LayerNorm's epsilon put ~1e-3 % on quantities the paper reports as exactly 0). Quick: 2.0,
-    /// because its samples are ~100x smaller than the paper's, so sampling noise alone is around a percent.</summary>
-    public static double Slack(bool quick) => quick ? 2.0 : 0.05;
+    /// <summary>
+    /// Absolute slack in percentage points added to the paper's value before a run fails. Full: 0.05 (float32 ops and
+    /// LayerNorm's epsilon put ~1e-3 % on quantities the paper reports as exactly 0). Quick: its samples are ~100x
+    /// smaller than the paper's and its grids have 4-12 settings (p90 is close to the maximum), so sampling noise alone
+    /// moves a percentile by points: over seeds 1-24 the largest excess over the paper was 3.4 points (Dropout; Linear
+    /// 2.5, GeLU 2.4, the others under 1.4) and 6.2 for SHA (64 batch entries per setting). Quick allows 4 points, 8
+    /// for SHA: a regression guard that still fails a formula off by 10% (tests/ValidateCommandTests.cs), not a
+    /// reproduction of the table, which is the full run's job.
+    /// </summary>
+    public static double Slack(bool quick, string component) => !quick ? 0.05 : component == "SHA" ? 8.0 : 4.0;
 
     /// <summary>One grid point: input moments, incoming gradient moments, sequence length and component sizes.</summary>
     internal sealed record Setting(SignalMoments Input, GradientMoments Gradient, int Tokens, int Width, int FanOut, double Parameter)
@@ -234,8 +240,8 @@ internal static class ComponentValidation
         string[] names = ["p50", "p90", "p99"];
         foreach (var q in result.Quantities.Where(q => Checked(result.Component, q.Quantity)))
             for (int i = 0; i < 3; i++)
-                if (!(q.Measured[i] <= q.Paper[i] + Slack(quick)))
-                    yield return $"{result.Component} {q.Quantity} {names[i]}: {q.Measured[i]:0.###}% > paper {q.Paper[i]:0.###}% + slack {Slack(quick):0.##}";
+                if (!(q.Measured[i] <= q.Paper[i] + Slack(quick, result.Component)))
+                    yield return $"{result.Component} {q.Quantity} {names[i]}: {q.Measured[i]:0.###}% > paper {q.Paper[i]:0.###}% + slack {Slack(quick, result.Component):0.##}";
     }
 
     /// <summary>Softmax's mean 1/L, output variance and logit-gradient variance (dslm-theory.md 2.6) as a moment map, so
