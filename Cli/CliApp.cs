@@ -1,4 +1,5 @@
 using System.CommandLine;
+using DeepScaleLM.Interop;
 using DeepScaleLM.Native;
 using DeepScaleLM.Native.Cuda;
 using DeepScaleLM.Training.Checkpoints;
@@ -48,7 +49,9 @@ public static class CliApp
             error.WriteLine($"dslm: error: {e.Message}");
             return 2;
         }
-        catch (Exception e) when (e is InvalidOperationException or IOException or NotSupportedException)
+        // A device that fails mid-run (out of memory, a kernel fault) ends the run with the CUDA error's name;
+        // checkpoints already written are untouched (they are replaced atomically).
+        catch (Exception e) when (e is InvalidOperationException or IOException or NotSupportedException or CudaException)
         {
             error.WriteLine($"dslm: error: {e.Message}");
             return 1;

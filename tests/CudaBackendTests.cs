@@ -122,6 +122,22 @@ public class CudaBackendTests
     }
 
     [CudaFact]
+    public void TransfersPastTwoGibibytesRoundTrip()
+    {
+        // A 1000-block model's checkpoint downloads 3.2 GB at once; the byte count once overflowed an int
+        // (cuMemcpyDtoHAsync_v2(-1135400960): CUDA_ERROR_INVALID_VALUE, seen on an H100).
+        var backend = CudaDevice.Backend;
+        const int count = (1 << 29) + 1000; // 2 GiB + 4000 bytes
+        var values = new float[count];
+        for (int i = 0; i < count; i++) values[i] = i % 1009;
+        using var tensor = backend.Allocate(count);
+        backend.Upload<float>(tensor, values);
+        var read = new float[count];
+        backend.Download<float>(read, tensor);
+        Assert.True(values.AsSpan().SequenceEqual(read));
+    }
+
+    [CudaFact]
     public void FreedBlocksAreReusedWithoutAskingTheDriver()
     {
         var backend = CudaDevice.Backend;

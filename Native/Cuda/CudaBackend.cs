@@ -199,7 +199,7 @@ public sealed partial class CudaBackend : Backend
         Bind();
         fixed (T* host = source)
         {
-            nuint bytes = (nuint)(source.Length * sizeof(T));
+            nuint bytes = (nuint)((long)source.Length * sizeof(T));
             CudaCheck.Check(CudaLibrary.Driver, CudaDriver.cuMemcpyHtoDAsync_v2(Pointer(destination), host, bytes, Stream), nameof(CudaDriver.cuMemcpyHtoDAsync_v2), bytes);
             // The span is only pinned for this call: wait until the copy has read it.
             CudaCheck.Check(CudaLibrary.Driver, CudaDriver.cuStreamSynchronize(Stream), nameof(CudaDriver.cuStreamSynchronize));
@@ -210,7 +210,7 @@ public sealed partial class CudaBackend : Backend
     protected override unsafe void DownloadCore<T>(Span<T> destination, Tensor source)
     {
         if (destination.IsEmpty) return;
-        fixed (T* host = destination) CopyToHost(host, Pointer(source), destination.Length * sizeof(T));
+        fixed (T* host = destination) CopyToHost(host, Pointer(source), (long)destination.Length * sizeof(T));
     }
 
     /// <inheritdoc/>
