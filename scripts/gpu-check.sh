@@ -3,7 +3,7 @@
 # NVIDIA GPU and no .NET (docs/gpu.md). Usage: scripts/gpu-check.sh BIN_DIR OUT_DIR [STEPS...]
 #   BIN_DIR  a NativeAOT publish of the CLI (dslm, plus libSkiaSharp.so for plots)
 #   OUT_DIR  logs and JSON land here; the last lines printed are a short summary
-#   STEPS    any of: env selftest sanitize train bench profile big (default: all but big)
+#   STEPS    any of: env selftest sanitize train bench profile big simulate validate (default: the first six)
 # Each step has its own time limit and its failure does not stop the next one: one call gathers everything.
 set -u
 bin=$(cd "$1" && pwd); out=$(mkdir -p "$2" && cd "$2" && pwd); shift 2
@@ -34,7 +34,7 @@ fi
 
 if has selftest; then
   step selftest 120 "$dslm" selftest --device cuda --json "$out/selftest.json"
-  step selftest-seed2 120 "$dslm" selftest --device cuda --seed 2
+  for seed in 2 3 4 5 6; do step selftest-seed$seed 120 "$dslm" selftest --device cuda --seed $seed; done
 fi
 
 if has train; then
@@ -73,6 +73,24 @@ fi
 if has big; then
   step bench-train-1000 500 "$dslm" bench train --device cuda --layers 1000 --d-model 512 --heads 8 --seq-len 512 \
     --batch 8 --recompute-every 32 --steps 5 --warmup 1 --json "$out/train-1000.json"
+fi
+
+if has simulate; then
+  # Issue 4's 192-layer checks with more seeds than the CPU affords: is a max/min of 1.54 noise or the init?
+  sim=(simulate --device cuda --layers 192 --d-model 256 --heads 4 --seq-len 128 --batch 4 --seeds 8)
+  for norm in pre post; do
+    for init in dslm dslm-position xavier; do
+      step "sim-$init-$norm" 150 "$dslm" "${sim[@]}" --norm $norm --init $init --json "$out/sim-$init-$norm.json"
+    done
+  done
+fi
+
+if has validate; then
+  # The full dslm-theory.md 5.1 grids (too long for 2 CPU cores); one call per component so a slow one cannot hide the rest.
+  for component in ReLU GeLU LayerNorm Dropout "Softmax V1" "Softmax V2" SHA Linear; do
+    name=validate-${component// /-}
+    step "$name" "${VALIDATE_SECONDS:-90}" "$dslm" validate --device cuda --component "$component" --json "$out/$name.json"
+  done
 fi
 
 if has sanitize; then
