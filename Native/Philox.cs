@@ -41,6 +41,27 @@ public static class Philox
         return (index & 3) switch { 0 => x0, 1 => x1, 2 => x2, _ => x3 };
     }
 
+    /// <summary>
+    /// The four standard normals of block <paramref name="block"/> (elements 4 block .. 4 block + 3) of stream (seed,
+    /// offset), as <see cref="Backend.RandomNormal"/> draws them: Box-Muller in float64 on words (0, 1) and (2, 3).
+    /// </summary>
+    public static (double N0, double N1, double N2, double N3) Normals(ulong seed, ulong offset, ulong block)
+    {
+        var (x0, x1, x2, x3) = Block((uint)block, (uint)(block >> 32), (uint)offset, (uint)(offset >> 32), (uint)seed, (uint)(seed >> 32));
+        var (n0, n1) = BoxMuller(x0, x1);
+        var (n2, n3) = BoxMuller(x2, x3);
+        return (n0, n1, n2, n3);
+    }
+
+    /// <summary>Radius sqrt(-2 ln u) and angle 2 pi v from two words, u and v = (word + 1/2) 2^-32 in (0, 1).</summary>
+    private static (double Cos, double Sin) BoxMuller(uint radiusWord, uint angleWord)
+    {
+        const double scale = 1.0 / 4294967296.0;
+        double radius = Math.Sqrt(-2 * Math.Log((radiusWord + 0.5) * scale));
+        var (sin, cos) = Math.SinCos(2 * Math.PI * ((angleWord + 0.5) * scale));
+        return (radius * cos, radius * sin);
+    }
+
     /// <summary>Uniform in [0, 1) with 24 random bits, from a word.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float ToUniform(uint word) => (word >> 8) * (1f / 16777216f);

@@ -87,6 +87,8 @@ public class ConformanceTests
             _inner.SoftmaxCrossEntropyBackward(gradLogits, gradLosses, logits, targets, ignoreIndex);
         protected override void RoundToPrecisionCore(Tensor output, Tensor input, ComputePrecision precision) =>
             _inner.RoundToPrecision(output, input, precision);
+        protected override void RandomNormalCore(Tensor output, ulong seed, ulong offset, float mean, float std) =>
+            _inner.RandomNormal(output, seed, offset, mean, std);
         protected override void DropoutCore(Tensor output, Tensor input, float probability, ulong seed, ulong offset) =>
             _inner.Dropout(output, input, probability, seed, offset);
         protected override void DropoutBackwardCore(Tensor gradInput, Tensor gradOutput, float probability, ulong seed, ulong offset) =>

@@ -11,42 +11,50 @@ internal readonly record struct MeasuredMoments(SignalMoments Forward, GradientM
 /// <summary>
 /// Runs one component's real backend ops (forward and backward) on Gaussian inputs with a given mean, variance and
 /// cross-token correlation, and a random incoming gradient with its own variance and correlation, as the DSLM
-/// simulations do (dslm-theory.md 1). Tensors are [batch, tokens, channels]; one sample = one (batch, channel) pair,
+/// simulations do (dslm-theory.md 1), drawn on the backend's own device (<see cref="Backend.RandomNormal"/>: the full
+/// grids draw ~1e11 values, hours on the host). Tensors are [batch, tokens, channels]; one sample = one (batch, channel) pair,
 /// whose tokens share a correlated component: x_t = mu + s (sqrt(r) z + sqrt(1 - r) e_t). The incoming gradient is
 /// drawn independently of the forward input. Statistics come from <see cref="Backend.Moments"/> (float64
 /// accumulation, correlation measured as section 1 says). Reusable by a future <c>dslm simulate</c>.
 /// </summary>
 internal sealed class ComponentProbe(Backend backend, int seed)
 {
-    private readonly GaussianSampler gaussian = new(seed);
+    private readonly ulong _seed = unchecked((ulong)seed);
+    private ulong _stream;
 
-    /// <summary>A [batch, tokens, channels] tensor of token-correlated Gaussians with the given moments.</summary>
+    /// <summary>A fresh Philox stream for each draw: (seed, 0), (seed, 1), ... in the order of the draws.</summary>
+    private ulong NextStream() => _stream++;
+
+    /// <summary>
+    /// A [batch, tokens, channels] tensor of token-correlated Gaussians with the given moments, drawn on the backend's
+    /// device: e ~ N(0, s^2 (1 - r)) per element, then x = 1_T z + e + mu with z ~ N(0, s^2 r) per (batch, channel),
+    /// broadcast over the tokens by a k = 1 product into e (beta = 1, the mean as its bias).
+    /// </summary>
     public Tensor Correlated(int batch, int tokens, int channels, double mean, double std, double correlation)
     {
-        var values = new float[batch * tokens * channels];
-        var shared = new float[batch * channels];
-        gaussian.Fill(values, std * Math.Sqrt(1 - correlation));
-        gaussian.Fill(shared, std * Math.Sqrt(correlation));
-        Parallel.For(0, batch, b =>
-        {
-            for (int t = 0; t < tokens; t++)
-            {
-                int row = (b * tokens + t) * channels;
-                for (int c = 0; c < channels; c++)
-                    values[row + c] = (float)(mean + shared[b * channels + c] + values[row + c]);
-            }
-        });
         var tensor = backend.Allocate(batch, tokens, channels);
-        backend.Upload<float>(tensor, values);
+        backend.RandomNormal(tensor, _seed, NextStream(), 0f, (float)(std * Math.Sqrt(1 - correlation)));
+        using var shared = backend.Allocate(batch, 1, channels);
+        backend.RandomNormal(shared, _seed, NextStream(), 0f, (float)(std * Math.Sqrt(correlation)));
+        using var ones = Filled(1f, tokens, 1);
+        using var means = Filled((float)mean, channels);
+        backend.MatMul(tensor, ones, shared, beta: 1f, bias: means);
         return tensor;
     }
 
-    /// <summary>A tensor of independent N(0, std^2) entries with the given shape.</summary>
+    /// <summary>A tensor of independent N(0, std^2) entries with the given shape, drawn on the backend's device.</summary>
     public Tensor Gaussian(double std, params int[] dims)
     {
         var tensor = backend.Allocate(dims);
+        backend.RandomNormal(tensor, _seed, NextStream(), 0f, (float)std);
+        return tensor;
+    }
+
+    private Tensor Filled(float value, params int[] dims)
+    {
+        var tensor = backend.Allocate(dims);
         var values = new float[tensor.ElementCount];
-        gaussian.Fill(values, std);
+        Array.Fill(values, value);
         backend.Upload<float>(tensor, values);
         return tensor;
     }
@@ -108,11 +116,11 @@ internal sealed class ComponentProbe(Backend backend, int seed)
     {
         using var x = Correlated(batch, tokens, channels, input.Mean, Math.Sqrt(input.Variance), input.Correlation);
         using var y = backend.Allocate(batch, tokens, channels);
-        ulong maskSeed = (ulong)gaussian.Random.NextInt64();
-        backend.Dropout(y, x, (float)probability, maskSeed, 0);
+        ulong maskStream = NextStream();
+        backend.Dropout(y, x, (float)probability, _seed, maskStream);
         using var gy = Correlated(batch, tokens, channels, 0, Math.Sqrt(gradient.Variance), gradient.Correlation);
         using var gx = backend.Allocate(batch, tokens, channels);
-        backend.DropoutBackward(gx, gy, (float)probability, maskSeed, 0);
+        backend.DropoutBackward(gx, gy, (float)probability, _seed, maskStream);
         return Measure(y, gx);
     }
 
@@ -124,16 +132,14 @@ internal sealed class ComponentProbe(Backend backend, int seed)
     /// </summary>
     public MeasuredMoments Softmax(int rows, int length, SignalMoments logits, double gradientVariance)
     {
-        using var query = backend.Allocate(rows, 1, 1);
-        backend.Upload<float>(query, Enumerable.Repeat(1f, rows).ToArray());
+        using var query = Filled(1f, rows, 1, 1);
         using var key = Correlated(rows, length, 1, 0, Math.Sqrt(logits.Variance), logits.Correlation);
         using var value = Gaussian(Math.Sqrt(gradientVariance), rows, length, 1);
         using var output = backend.Allocate(rows, 1, 1);
         using var probabilities = backend.Allocate(rows, 1, 1, length);
         var options = new AttentionOptions { Heads = 1, Scale = 1 };
         backend.Attention(output, probabilities, query, key, value, options);
-        using var gradOutput = backend.Allocate(rows, 1, 1);
-        backend.Upload<float>(gradOutput, Enumerable.Repeat(1f, rows).ToArray());
+        using var gradOutput = Filled(1f, rows, 1, 1);
         using var gradKey = backend.Allocate(rows, length, 1);
         backend.AttentionBackward(null, gradKey, null, null, null, gradOutput, probabilities, query, key, value, options);
         using var entries = probabilities.View(rows, length, 1); // [rows, 1, 1, L] -> [rows, L tokens, 1 channel]

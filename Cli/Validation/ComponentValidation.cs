@@ -45,12 +45,12 @@ internal static class ComponentValidation
     /// Absolute slack in percentage points added to the paper's value before a run fails. Full: 0.05 (float32 ops and
     /// LayerNorm's epsilon put ~1e-3 % on quantities the paper reports as exactly 0). Quick: its samples are ~100x
     /// smaller than the paper's and its grids have 4-12 settings (p90 is close to the maximum), so sampling noise alone
-    /// moves a percentile by points: over seeds 1-24 the largest excess over the paper was 3.4 points (Dropout; Linear
-    /// 2.5, GeLU 2.4, the others under 1.4) and 6.2 for SHA (64 batch entries per setting). Quick allows 4 points, 8
+    /// moves a percentile by points: over seeds 1-24 the largest excess over the paper was 4.3 points (Linear; GeLU
+    /// 2.9, Dropout 2.5, the others under 1.9) and 6.6 for SHA (64 batch entries per setting). Quick allows 5 points, 8
     /// for SHA: a regression guard that still fails a formula off by 10% (tests/ValidateCommandTests.cs), not a
     /// reproduction of the table, which is the full run's job.
     /// </summary>
-    public static double Slack(bool quick, string component) => !quick ? 0.05 : component == "SHA" ? 8.0 : 4.0;
+    public static double Slack(bool quick, string component) => !quick ? 0.05 : component == "SHA" ? 8.0 : 5.0;
 
     /// <summary>One grid point: input moments, incoming gradient moments, sequence length and component sizes.</summary>
     internal sealed record Setting(SignalMoments Input, GradientMoments Gradient, int Tokens, int Width, int FanOut, double Parameter)

@@ -56,6 +56,7 @@ public static class Conformance
         ("Moments", Reduction, MomentsCheck),
         ("InvalidIndex", Exact, InvalidIndexCheck),
         ("RoundToPrecision", Exact, RoundToPrecisionCheck),
+        ("RandomNormal", ElementWise, RandomNormalCheck),
         ("TrainingSteps", Product, TrainingStepsCheck),
     ];
 
@@ -260,6 +261,15 @@ public static class Conformance
         s.Compare("output", output);
         s.Both((backend, i) => backend.Dropout(input[i], input[i], 0.5f, seed: 5, offset: 1UL << 40));
         s.Compare("in-place output", input);
+    }
+
+    // Box-Muller in float64 on both sides: only the last bits of log and sin/cos may differ before the rounding to
+    // float. 1003 elements end inside a Philox block; the offset has its high word set.
+    private static void RandomNormalCheck(Session s)
+    {
+        var output = s.Zeros(1003);
+        s.Both((backend, i) => backend.RandomNormal(output[i], seed: 0xFEDC_BA98_7654UL, offset: (1UL << 33) + 5, mean: 0.25f, std: 1.5f));
+        s.Compare("output", output);
     }
 
     private static void DropoutBackwardCheck(Session s)

@@ -68,6 +68,15 @@ public sealed partial class CudaBackend
     }
 
     /// <inheritdoc/>
+    protected override void RandomNormalCore(Tensor output, ulong seed, ulong offset, float mean, float std)
+    {
+        long count = output.ElementCount, groups = (count + 3) / 4;
+        if (groups > 0)
+            Launch(_kernels.RandomNormal, ElementBlocks(groups), 1, ElementThreads, new KernelArguments()
+                .With(Pointer(output)).With(count).With(seed).With(offset).With(mean).With(std));
+    }
+
+    /// <inheritdoc/>
     protected override void ResidualCore(Tensor output, Tensor x, Tensor branch, float lambda, float beta) =>
         LaunchElements(_kernels.ResidualForward, output.ElementCount, new KernelArguments()
             .With(Pointer(output)).With(Pointer(x)).With(Pointer(branch)).With(lambda).With(beta).With(output.ElementCount));

@@ -22,6 +22,7 @@ internal sealed class CudaKernels : IDisposable
             ActivationBackward = Function(activation, "activation_backward");
             var dropout = Load("dropout", context);
             DropoutApply = Function(dropout, "dropout_apply");
+            RandomNormal = Function(dropout, "random_normal");
             var layerNorm = Load("layernorm", context);
             ResidualLayerNormForward = Function(layerNorm, "residual_layernorm_forward");
             ResidualLayerNormBackward = Function(layerNorm, "residual_layernorm_backward");
@@ -68,6 +69,7 @@ internal sealed class CudaKernels : IDisposable
     public nint RoundToPrecision { get; }
     public nint ActivationBackward { get; }
     public nint DropoutApply { get; }
+    public nint RandomNormal { get; }
     public nint ResidualLayerNormForward { get; }
     public nint ResidualLayerNormBackward { get; }
     public nint ResidualForward { get; }

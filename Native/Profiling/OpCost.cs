@@ -94,6 +94,9 @@ public static class OpCosts
     public static OpCost ResidualBackward(Tensor? gradX, Tensor? gradBranch, Tensor gradOutput) =>
         new(0, Bytes(gradOutput) + Accumulated(gradX) + Accumulated(gradBranch));
 
+    /// <summary>RandomNormal: writes the output, reads nothing.</summary>
+    public static OpCost Fill(Tensor output) => new(0, Bytes(output));
+
     /// <summary>An element-wise map (Activation, RoundToPrecision): reads the input, writes the output.</summary>
     public static OpCost Map(Tensor output, Tensor input) => new(0, Bytes(input) + Bytes(output));
 

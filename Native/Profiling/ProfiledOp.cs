@@ -58,4 +58,6 @@ public enum ProfiledOp
     Moments,
     /// <summary><see cref="Backend.RoundToPrecision"/>.</summary>
     RoundToPrecision,
+    /// <summary><see cref="Backend.RandomNormal"/>.</summary>
+    RandomNormal,
 }

@@ -355,6 +355,14 @@ public sealed class ProfilingBackend : Backend
     }
 
     /// <inheritdoc/>
+    protected override void RandomNormalCore(Tensor output, ulong seed, ulong offset, float mean, float std)
+    {
+        Begin(ProfiledOp.RandomNormal);
+        try { Inner.RandomNormal(output, seed, offset, mean, std); }
+        finally { End(ProfiledOp.RandomNormal, OpCosts.Fill(output)); }
+    }
+
+    /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {
         if (!disposing) return;
