@@ -115,23 +115,27 @@ public static class DepthRecursion
         int d = shape.ModelWidth, tokens = shape.SequenceLength;
         double p = shape.Dropout;
         activation ??= init.FeedForwardNegativeSlope is { } slope ? new ScaledLeakyRelu(slope) : new Relu();
-        var layerNorm = new PairwiseKernelMap(new LayerNorm(d));
         var residual = init.Residual;
         var embedding = Components.Embedding.Output(init.EmbeddingTables, init.EmbeddingStd, p, tokenCorrelation);
         var feedForward = new PairwiseKernelMap(new FeedForwardBlock(d, shape.FeedForwardWidth, Square(init.FeedForwardInputStd),
             Square(init.FeedForwardOutputStd), p, activation));
         var steps = new List<Step>(2 * shape.Layers);
         var stream = TokenKernel.FromMoments(tokens, embedding);
+        double streamFluctuation = 1; // the embedding rows: Gaussian-like per-token norms
         for (int layer = 0; layer < shape.Layers; layer++)
         {
             foreach (var kind in new[] { SublayerKind.Attention, SublayerKind.FeedForward })
             {
-                var normed = norm == NormPlacement.None ? stream : layerNorm.Forward(stream);
+                var normed = norm == NormPlacement.None ? stream
+                    : new PairwiseKernelMap(new LayerNorm(d) { NormFluctuation = streamFluctuation }).Forward(stream);
                 IKernelMap branch = kind == SublayerKind.FeedForward ? feedForward
                     : new KernelAttention(d, patternFor(layer, normed), Square(init.QueryKeyStd), Square(init.ValueStd[layer]),
                         Square(init.OutputStd[layer]), shape.AttentionDropout, p);
                 var branchOutput = branch.Forward(normed);
-                var output = Combine(residual, norm == NormPlacement.PostLayerNorm ? normed : stream, branchOutput);
+                var skip = norm == NormPlacement.PostLayerNorm ? normed : stream;
+                var output = Combine(residual, skip, branchOutput);
+                streamFluctuation = residual.NormFluctuation(skip.MeanVariance,
+                    norm == NormPlacement.PostLayerNorm ? 0 : streamFluctuation, branchOutput.MeanVariance);
                 steps.Add(new Step(layer, kind, branch, stream.Diagonal(), forwardOnly ? null : normed, branchOutput.Summary(), branchOutput.Diagonal(),
                     output.Summary(), output.Diagonal()));
                 stream = output;

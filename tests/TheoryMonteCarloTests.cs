@@ -144,6 +144,98 @@ public sealed class TheoryMonteCarloTests
     }
 
     /// <summary>Standard normals from a seeded generator by Box-Muller, both outputs used.</summary>
+    [Theory]
+    [InlineData(0.0, 0.3)]   // Post-LN: the skip is a LayerNorm output (every token of norm sqrt(d))
+    [InlineData(1.0, 0.3)]   // Pre-LN: a Gaussian skip
+    [InlineData(0.0, 0.05)]  // a deep model's small beta
+    public void CombinedNormFluctuationMatchesSimulation(double skipFluctuation, double beta)
+    {
+        // s = lam x + beta f over d = 64 channels; x either LN(g) (norm exactly sqrt(d)) or g, f ~ N(0, 1.5). The
+        // relative variance of |s|^2 / d, times d / 2, is the fraction of a Gaussian's fluctuation; batches of 2000 tokens.
+        const int d = 64, batches = 60, tokens = 2000;
+        const double branchVariance = 1.5;
+        var residual = new ResidualScaling(Math.Sqrt(1 - beta * beta), beta);
+        var normal = new Gaussian(7);
+        var fraction = new Estimate();
+        var x = new double[d];
+        for (int batch = 0; batch < batches; batch++)
+        {
+            var squaredNorms = new double[tokens];
+            for (int t = 0; t < tokens; t++)
+            {
+                for (int c = 0; c < d; c++) x[c] = normal.Next();
+                if (skipFluctuation == 0)
+                {
+                    double mean = x.Average(), std = Math.Sqrt(x.Sum(v => (v - mean) * (v - mean)) / d);
+                    for (int c = 0; c < d; c++) x[c] = (x[c] - mean) / std;
+                }
+                double norm = 0;
+                for (int c = 0; c < d; c++)
+                {
+                    double value = residual.Skip * x[c] + residual.Branch * Math.Sqrt(branchVariance) * normal.Next();
+                    norm += value * value;
+                }
+                squaredNorms[t] = norm / d;
+            }
+            double average = squaredNorms.Average();
+            double relativeVariance = squaredNorms.Sum(v => (v - average) * (v - average)) / (tokens - 1) / (average * average);
+            fraction.Add(relativeVariance * d / 2);
+        }
+        fraction.AssertMatches(residual.NormFluctuation(1, skipFluctuation, branchVariance), "norm fluctuation fraction");
+    }
+
+    [Fact]
+    public void LayerNormOfALayerNormOutputKeepsTheCorrelation()
+    {
+        // Two tokens sharing r = 0.4 of their Gaussian channels, d = 32: one LayerNorm shrinks their correlation by
+        // about 1/d (Gaussian input, NormFluctuation 1), a second one leaves it (the input already has one norm).
+        const int d = 32, batches = 40, pairs = 4000;
+        const double r = 0.4;
+        var normal = new Gaussian(9);
+        var once = new Estimate();
+        var twice = new Estimate();
+        var a = new double[d];
+        var b = new double[d];
+        for (int batch = 0; batch < batches; batch++)
+        {
+            double sumOnce = 0, sumTwice = 0;
+            for (int pair = 0; pair < pairs; pair++)
+            {
+                for (int c = 0; c < d; c++)
+                {
+                    double shared = Math.Sqrt(r) * normal.Next();
+                    a[c] = shared + Math.Sqrt(1 - r) * normal.Next();
+                    b[c] = shared + Math.Sqrt(1 - r) * normal.Next();
+                }
+                Normalize(a);
+                Normalize(b);
+                double dot = 0;
+                for (int c = 0; c < d; c++) dot += a[c] * b[c];
+                sumOnce += dot / d;
+                Normalize(a);
+                Normalize(b);
+                dot = 0;
+                for (int c = 0; c < d; c++) dot += a[c] * b[c];
+                sumTwice += dot / d;
+            }
+            once.Add(sumOnce / pairs);
+            twice.Add(sumTwice / pairs);
+        }
+        var input = new SignalMoments(0, 1, r);
+        double afterOnce = new LayerNorm(d).Forward(input).Correlation;
+        // The official form r (1 - 1/d) and the exact r (1 - (1 - r^2) / (2 (d - 1))) differ by 0.005 here: the estimate
+        // must lie within that band, and the second pass must equal the first (NormFluctuation 0).
+        double exact = r * (1 - (1 - r * r) / (2 * (d - 1)));
+        Assert.InRange(once.Mean, afterOnce - 0.002, exact + 0.002);
+        twice.AssertMatches(new LayerNorm(d) { NormFluctuation = 0 }.Forward(new SignalMoments(0, 1, once.Mean)).Correlation, "second LayerNorm");
+    }
+
+    private static void Normalize(double[] x)
+    {
+        double mean = x.Average(), std = Math.Sqrt(x.Sum(v => (v - mean) * (v - mean)) / x.Length);
+        for (int i = 0; i < x.Length; i++) x[i] = (x[i] - mean) / std;
+    }
+
     private sealed class Gaussian(int seed)
     {
         private readonly Random _random = new(seed);
@@ -166,6 +258,8 @@ public sealed class TheoryMonteCarloTests
     private sealed class Estimate
     {
         private readonly List<double> _values = [];
+
+        public double Mean => _values.Average();
 
         public void Add(double value) => _values.Add(value);
 

@@ -8,11 +8,23 @@ namespace DeepScaleLM.Theory.Components;
 public sealed record LayerNorm(int Width) : IMomentMap
 {
     /// <summary>
-    /// mean 0, variance 1, cross-token correlation r (1 - 1/d): the official approximation, within 1% of the exact
-    /// r (1 - (1 - r^2) / (2 (d - 1))) for d &gt;= 100 (dslm-theory.md 2.4).
+    /// The fluctuation of the input's per-token squared norm |x_t|^2 / d, as a fraction of a Gaussian input's
+    /// (relative variance 2 / d): 1 for Gaussian inputs (the formula's setting), 0 for an input whose every token
+    /// already has the same norm (a LayerNorm output). The 1/d shrinkage of the correlation comes from dividing by a
+    /// random norm (hence the exact form's 1 - r^2: identical tokens share it), so it scales with this fraction.
+    /// Post-LN's skip path is a LayerNorm output, so its next LayerNorm shrinks r far less than 1/d: with the Gaussian
+    /// factor compounded over 2N sublayers, the depth recursion's Post-LN r fell with width (0.14 at d = 64, 0.42 at
+    /// 512, 96 blocks) where the real models measure 0.45-0.53 at every width.
+    /// </summary>
+    public double NormFluctuation { get; init; } = 1;
+
+    /// <summary>
+    /// mean 0, variance 1, cross-token correlation r (1 - f/d) with f = <see cref="NormFluctuation"/>: for Gaussian
+    /// inputs the official approximation r (1 - 1/d), within 1% of the exact r (1 - (1 - r^2) / (2 (d - 1))) for
+    /// d &gt;= 100 (dslm-theory.md 2.4).
     /// </summary>
     /// <param name="input">Moments of x.</param>
-    public SignalMoments Forward(SignalMoments input) => new(0, 1, input.Correlation * (1 - 1.0 / Width));
+    public SignalMoments Forward(SignalMoments input) => new(0, 1, input.Correlation * (1 - NormFluctuation / Width));
 
     /// <summary>The covariance -1 / (d - 1) of two hidden coordinates of the same token (dslm-theory.md 2.4).</summary>
     public double CrossFeatureCovariance => -1.0 / (Width - 1);

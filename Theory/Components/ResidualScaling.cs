@@ -30,6 +30,22 @@ public sealed record ResidualScaling(double Skip, double Branch)
     public static ResidualScaling OfficialDeepScaleLM { get; } = UnitVariance(0.005);
 
     /// <summary>
+    /// The per-token squared-norm fluctuation of lam x + beta f as a fraction of a Gaussian's (see
+    /// <see cref="LayerNorm.NormFluctuation"/>), for x of variance vx and fraction fx and an independent branch output f
+    /// of variance vf that is Gaussian-like (a fresh random projection): |s|^2/d = lam^2 |x|^2/d + beta^2 |f|^2/d +
+    /// 2 lam beta x.f/d, whose terms have variances lam^4 vx^2 2 fx/d, beta^4 vf^2 2/d and 4 lam^2 beta^2 vx vf/d.
+    /// A Gaussian x gives 1 again; a LayerNorm output (fx = 0), Post-LN's skip, gives about 2 beta^2.
+    /// </summary>
+    /// <param name="skipVariance">vx, the mean variance of x.</param>
+    /// <param name="skipFluctuation">fx, x's norm fluctuation (1: Gaussian, 0: every token of one norm).</param>
+    /// <param name="branchVariance">vf, the mean variance of f.</param>
+    public double NormFluctuation(double skipVariance, double skipFluctuation, double branchVariance)
+    {
+        double skip = Skip * Skip * skipVariance, branch = Branch * Branch * branchVariance, total = skip + branch;
+        return total == 0 ? 1 : (skip * skip * skipFluctuation + branch * branch + 2 * skip * branch) / (total * total);
+    }
+
+    /// <summary>
     /// With the branch independent of x: mean lam mu_x + beta mu_f, variance lam^2 s2_x + beta^2 s2_f, correlation
     /// (lam^2 r_x s2_x + beta^2 r_f s2_f) / variance (dslm-theory.md 2.9; the code takes s2_f = 1).
     /// </summary>
