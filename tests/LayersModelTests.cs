@@ -295,4 +295,30 @@ public sealed class LayersModelTests
         Assert.True(recomputed.ActivationBytes * 10 < all.ActivationBytes);
         Assert.True(recomputed.BlockActivationBytesWithRecomputation * 10 < recomputed.BlockActivationBytes);
     }
+
+    /// <summary>
+    /// Activations past 2^31 floats (GPT-2-small at batch 8 x 1024 needs 3.5e9; the model once refused them, seen on an
+    /// H100): a model whose every activation view lies in one 8.6 GB buffer trains a forward and backward step, and
+    /// the views at the buffer's end (the last block's) are written, so the loss and gradients are finite.
+    /// </summary>
+    [LargeFact]
+    public void ActivationsBeyondTwoToTheThirtyOneFloatsAreCarvedFromOneBuffer()
+    {
+        var config = new ModelConfig { Vocabulary = 256, Layers = 2, ModelWidth = 64, Heads = 4, SequenceLength = 4096 };
+        const int batch = 16;
+        var memory = TransformerModel.EstimateMemory(config, batch, config.SequenceLength);
+        Assert.True(memory.ActivationBytes / sizeof(float) > int.MaxValue, $"activations {memory.ActivationBytes / sizeof(float)} floats");
+        using var backend = new CpuBackend();
+        using var model = TransformerModel.Create(backend, config, batch, config.SequenceLength);
+        var random = new Random(5);
+        var tokens = Enumerable.Range(0, batch * config.SequenceLength).Select(_ => random.Next(256)).ToArray();
+        var targets = Enumerable.Range(0, tokens.Length).Select(_ => random.Next(256)).ToArray();
+        float loss = model.Forward(tokens, targets);
+        Assert.InRange(loss, 4.5f, 7f); // near ln 256 = 5.55 at init
+        model.Backward();
+        var gradients = new float[model.Gradients.ElementCount];
+        backend.Download<float>(gradients, model.Gradients);
+        Assert.All(gradients, g => Assert.True(float.IsFinite(g)));
+        Assert.Contains(gradients, g => g != 0);
+    }
 }
