@@ -66,6 +66,36 @@ public sealed class TrainerTests : IDisposable
         return values;
     }
 
+    /// <summary>
+    /// Two micro-batches of 4 give the optimizer step of one batch of 8: each micro-batch contributes the gradient of
+    /// its mean loss / 2, so the sum is the gradient of the mean over all 8 sequences, clipped and applied once. The
+    /// sampler draws different windows per micro-batch, so the data repeats one id: every window is then the same and
+    /// both runs see the same 8 sequences. Only fp32 summation order differs.
+    /// </summary>
+    [Fact]
+    public void TwoMicroBatchesOfFourTakeTheStepOfOneBatchOfEight()
+    {
+        string path = _folder.File("constant.tokens");
+        TokenFile.Write(path, 256, Enumerable.Repeat(65, 4000).ToArray());
+        using var constant = TokenFile.Open(path);
+        // The clip binds (it must act on the summed gradient). Adam's epsilon is raised from 1e-8 so that a parameter
+        // whose gradient is at rounding level moves by lr g / epsilon, not by +-lr with the sign of the rounding noise.
+        var options = Run(3) with { BatchSize = 8, GradientClip = 0.05f, Epsilon = 1e-3f };
+        using var whole = Trainer.Create(_backend, Tiny(dropout: 0), options, constant, TokenizerSpec.Byte);
+        using var split = Trainer.Create(_backend, Tiny(dropout: 0), options with { BatchSize = 4, AccumulationSteps = 2 }, constant, TokenizerSpec.Byte);
+        for (int step = 0; step < 3; step++)
+        {
+            var a = whole.TrainStep();
+            var b = split.TrainStep();
+            Assert.Equal(a.Loss, b.Loss, 1e-6 * Math.Abs(a.Loss));
+            Assert.Equal(a.GradientNorm, b.GradientNorm, 1e-5 * a.GradientNorm);
+        }
+        var expected = Parameters(whole);
+        var actual = Parameters(split);
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5 * (1 + Math.Abs(expected[i])), $"parameter {i}: {expected[i]} vs {actual[i]}");
+    }
+
     [Theory]
     [InlineData(ModelKind.Decoder, NormPlacement.Pre, 1, ComputePrecision.Fp32)]
     [InlineData(ModelKind.Decoder, NormPlacement.Post, 2, ComputePrecision.Bf16)]
