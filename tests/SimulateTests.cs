@@ -9,17 +9,19 @@ namespace DeepScaleLM.Tests;
 /// <summary>
 /// <c>dslm simulate</c>: the real model at init (Layers, CPU, fp32) against Theory's DepthRecursion for the same model,
 /// block by block (issue 4's "theory and simulation agreeing layer by layer", at a size the suite affords: 24 blocks,
-/// d = 64, L = 64, batch 2, 3 seeds, a few seconds each), the Xavier growth the theory predicts, and the position-aware
+/// d = 64, L = 64, batch 2, 8 seeds, a few seconds each), the Xavier growth the theory predicts, and the position-aware
 /// init's unit variance where the official init sags (open-problems.md 1). The 192-layer checks are recorded in
 /// docs/theory.md ("Simulation").
 /// </summary>
 public sealed class SimulateTests
 {
-    private const int Seeds = 3;
+    // 8, not 3: the std over 3 seeds is a poor estimate of the spread (0.009 where 10 seeds give 0.066 for the DSLM
+    // causal variance at block 12), so 3-seed tolerances could pass or fail on the draw of the seeds.
+    private const int Seeds = 8;
     private static readonly ConcurrentDictionary<string, Simulation> Cache = new();
 
-    /// <summary>A 24-block (or <paramref name="layers"/>), d = 64, L = 64 model on i.i.d. uniform bytes, simulated over 3
-    /// seeds of batch 2 (cached).</summary>
+    /// <summary>A 24-block (or <paramref name="layers"/>), d = 64, L = 64 model on i.i.d. uniform bytes, simulated over
+    /// <see cref="Seeds"/> seeds of batch 2 (cached).</summary>
     private static Simulation Simulate(string norm, string init, bool causal, int layers = 24) => Cache.GetOrAdd($"{norm}/{init}/{causal}/{layers}", _ =>
     {
         var shape = new TransformerShape(layers, 64, 4, 64, 0) { Causal = causal };
@@ -31,7 +33,7 @@ public sealed class SimulateTests
 
     /// <summary>
     /// Every block's measured variance, r and gradient variance lie within the seed spread of the theory's prediction.
-    /// Tolerance: 3 standard errors of the 3-seed mean (3 std / sqrt(3); the std is over seeds, measured) plus a model
+    /// Tolerance: 3 standard errors of the 8-seed mean (3 std / sqrt(8); the std is over seeds, measured) plus a model
     /// allowance of 0.05 for the variance, 0.05 for r and 0.15 relative for the gradient: at d = 64 and L = 64 the
     /// mean-field formulas carry O(1/sqrt(d)) and O(1/L) errors (docs/theory.md, "Which assumptions break where"), and
     /// r's measurement error over 2 x 64 samples per token is ~0.03.
