@@ -1,8 +1,8 @@
 using System.Diagnostics;
-using DeepScaleLM.Native;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Text.Json;
+using DeepScaleLM.Native;
 
 namespace DeepScaleLM.Cli;
 

@@ -202,7 +202,7 @@ public sealed partial class CudaBackend : Backend
             nuint bytes = (nuint)((long)source.Length * sizeof(T));
             CudaCheck.Check(CudaLibrary.Driver, CudaDriver.cuMemcpyHtoDAsync_v2(Pointer(destination), host, bytes, Stream), nameof(CudaDriver.cuMemcpyHtoDAsync_v2), bytes);
             // The span is only pinned for this call: wait until the copy has read it.
-            CudaCheck.Check(CudaLibrary.Driver, CudaDriver.cuStreamSynchronize(Stream), nameof(CudaDriver.cuStreamSynchronize));
+            Synchronize();
         }
     }
 
@@ -234,7 +234,7 @@ public sealed partial class CudaBackend : Backend
     {
         Bind();
         CudaCheck.Check(CudaLibrary.Driver, CudaDriver.cuMemcpyDtoHAsync_v2(host, device, (nuint)bytes, Stream), nameof(CudaDriver.cuMemcpyDtoHAsync_v2), bytes);
-        CudaCheck.Check(CudaLibrary.Driver, CudaDriver.cuStreamSynchronize(Stream), nameof(CudaDriver.cuStreamSynchronize));
+        Synchronize();
     }
 
     /// <summary>Sets <paramref name="words"/> 32-bit words from <paramref name="pointer"/> to <paramref name="value"/>.</summary>
