@@ -19,10 +19,11 @@ public sealed class RandomNormalTests
     public void EveryLengthFollowsTheBoxMullerLayoutOfThePhiloxWords()
     {
         // An independent float64 Box-Muller over Philox.Word: element 4k + 2j + m uses words (4k + 2j, 4k + 2j + 1),
-        // u = (word + 1/2) 2^-32, cos for m = 0 and sin for m = 1. Lengths 0..41 cover partial blocks and chunks.
+        // u = (word + 1/2) 2^-32, cos for m = 0 and sin for m = 1. Lengths 0..41 cover every partial last block; 2^16 + 6
+        // spans the CPU backend's work chunks (2^15 elements), which must start on whole blocks.
         using var backend = new CpuBackend();
         ulong seed = 0x0123456789abcdef, offset = (1UL << 40) + 3;
-        for (int count = 0; count <= 41; count++)
+        foreach (int count in Enumerable.Range(0, 42).Append((1 << 16) + 6))
         {
             var values = Draw(backend, count, seed, offset, mean: -0.5f, std: 2f);
             for (int i = 0; i < count; i++)

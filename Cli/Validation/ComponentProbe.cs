@@ -15,7 +15,7 @@ internal readonly record struct MeasuredMoments(SignalMoments Forward, GradientM
 /// grids draw ~1e11 values, hours on the host). Tensors are [batch, tokens, channels]; one sample = one (batch, channel) pair,
 /// whose tokens share a correlated component: x_t = mu + s (sqrt(r) z + sqrt(1 - r) e_t). The incoming gradient is
 /// drawn independently of the forward input. Statistics come from <see cref="Backend.Moments"/> (float64
-/// accumulation, correlation measured as section 1 says). Reusable by a future <c>dslm simulate</c>.
+/// accumulation, correlation measured as section 1 says).
 /// </summary>
 internal sealed class ComponentProbe(Backend backend, int seed)
 {
