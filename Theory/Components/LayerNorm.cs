@@ -14,7 +14,8 @@ public sealed record LayerNorm(int Width) : IMomentMap
     /// random norm (hence the exact form's 1 - r^2: identical tokens share it), so it scales with this fraction.
     /// Post-LN's skip path is a LayerNorm output, so its next LayerNorm shrinks r far less than 1/d: with the Gaussian
     /// factor compounded over 2N sublayers, the depth recursion's Post-LN r fell with width (0.14 at d = 64, 0.42 at
-    /// 512, 96 blocks) where the real models measure 0.45-0.53 at every width.
+    /// 512, 96 blocks) where the real models measure 0.45-0.53 at every width. Not modelled, at the same small order:
+    /// centring the fresh branch of such a stream raises r by about beta^2 r / d (tests/TheoryMonteCarloTests.cs).
     /// </summary>
     public double NormFluctuation { get; init; } = 1;
 
