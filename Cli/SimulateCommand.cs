@@ -20,6 +20,16 @@ internal enum SimulatedInputs
     Gaussian,
 }
 
+/// <summary>Where the simulated backward pass starts.</summary>
+internal enum HeadGradient
+{
+    /// <summary>The LM loss's gradient for random targets, through the head.</summary>
+    Loss,
+    /// <summary>An N(0, 1) gradient at the head input drawn independently of the forward pass: the top the theory's
+    /// gradient recursion assumes (variance 1, uncorrelated across tokens).</summary>
+    Independent,
+}
+
 /// <summary>One quantity of one block over the seeds: the mean, the sample std and the min..max.</summary>
 internal readonly record struct SeedSpread(double Mean, double Std, double Min, double Max)
 {
@@ -42,7 +52,7 @@ internal readonly record struct SeedSpread(double Mean, double Std, double Min, 
 internal sealed record SimulatedLayer(int Layer, SublayerPrediction Theory, SeedSpread ForwardVariance, SeedSpread Correlation, SeedSpread GradientVariance);
 
 /// <summary>A whole simulation: the model, the plan it was built with, the inputs, and every block.</summary>
-internal sealed record Simulation(ModelSettings Settings, InitPlan Plan, SimulatedInputs Inputs, int Seeds, int Batch,
+internal sealed record Simulation(ModelSettings Settings, InitPlan Plan, SimulatedInputs Inputs, HeadGradient Top, int Seeds, int Batch,
     IReadOnlyList<SimulatedLayer> Layers, double Seconds)
 {
     /// <summary>Measured max / min over blocks of the per-block mean gradient norm (the square root of the variance ratio).</summary>
@@ -54,7 +64,7 @@ internal sealed record Simulation(ModelSettings Settings, InitPlan Plan, Simulat
 
 /// <summary>
 /// <c>dslm simulate</c>: builds the real model (Layers' TransformerModel, fp32, CPU) at init over several seeds, feeds
-/// random tokens or Gaussian inputs with random targets, runs forward and the LM loss's backward, and measures per
+/// random tokens or Gaussian inputs with random targets, runs forward and the LM loss's backward (or an independent head gradient's), and measures per
 /// block the residual stream's variance and token correlation and the gradient variance at the same tensor, beside
 /// Theory's DepthRecursion for the same model and r0 (docs/theory.md, "Simulation").
 /// </summary>
@@ -72,6 +82,12 @@ internal static class SimulateCommand
                 "id, so the embedding rows are independent unit-variance Gaussians, r0 = 0); the theory's r0 is sum p_i^2 / 2 exactly",
             DefaultValueFactory = _ => "uniform",
         };
+        var top = new Option<string>("--head-gradient")
+        {
+            Description = "loss (the LM loss's gradient for random targets) or independent (an N(0, 1) gradient at the head input, " +
+                "independent of the forward pass: the theory's assumption, which the loss's gradient breaks in vanilla stacks)",
+            DefaultValueFactory = _ => "loss",
+        };
         var batch = new Option<int>("--batch") { Description = "sequences per forward pass", DefaultValueFactory = _ => 2 };
         var device = CliApp.DeviceOption();
         var threads = CliApp.ThreadsOption();
@@ -84,14 +100,20 @@ internal static class SimulateCommand
         var command = new Command("simulate",
             "Measure, at init (on the CPU, or --device cuda), the real model's residual stream variance, token correlation and gradient variance after " +
             "every block over several seeds, beside the theory's prediction (dslm theory) for the same model.");
-        foreach (var option in model.Options.Concat([seeds, inputs, batch, device, threads, json, plot])) command.Options.Add(option);
+        foreach (var option in model.Options.Concat([seeds, inputs, top, batch, device, threads, json, plot])) command.Options.Add(option);
         command.SetAction(parse =>
         {
             var kind = ParseInputs(parse.GetValue(inputs)!);
+            var headGradient = parse.GetValue(top) switch
+            {
+                "loss" => HeadGradient.Loss,
+                "independent" => HeadGradient.Independent,
+                var other => throw new ArgumentException($"--head-gradient must be loss or independent (got '{other}')"),
+            };
             var settings = model.Read(parse, EmbeddingTables, (vocabulary, tables) => TokenCorrelation(kind, vocabulary, tables));
             int seedCount = parse.GetValue(seeds), batchSize = parse.GetValue(batch);
             using var backend = CliApp.CreateBackend(parse.GetValue(device)!, parse.GetValue(threads));
-            var simulation = Run(backend, settings, kind, seedCount, batchSize);
+            var simulation = Run(backend, settings, kind, seedCount, batchSize, headGradient);
             Print(output, simulation);
             if (parse.GetValue(json) is { } path) WriteJson(path, simulation);
             if (parse.GetValue(plot) is { } plotPath)
@@ -117,9 +139,10 @@ internal static class SimulateCommand
     };
 
     /// <summary>Simulates <paramref name="settings"/> over <paramref name="seeds"/> seeds (1, 2, ...) with batches of
-    /// <paramref name="batch"/> sequences of the model's sequence length.</summary>
+    /// <paramref name="batch"/> sequences of the model's sequence length, back-propagating from <paramref name="top"/>.</summary>
     /// <exception cref="ArgumentException">A count is not positive, or the model is not one Layers can build.</exception>
-    public static Simulation Run(Backend backend, ModelSettings settings, SimulatedInputs inputs, int seeds, int batch)
+    public static Simulation Run(Backend backend, ModelSettings settings, SimulatedInputs inputs, int seeds, int batch,
+        HeadGradient top = HeadGradient.Loss)
     {
         if (seeds < 1) throw new ArgumentException($"--seeds must be positive (got {seeds})");
         if (batch < 1) throw new ArgumentException($"--batch must be positive (got {batch})");
@@ -138,6 +161,7 @@ internal static class SimulateCommand
         InitPlan? plan = null;
         var tokens = new int[rows];
         var targets = new int[rows];
+        float[]? headGradient = null;
         for (int s = 0; s < seeds; s++)
         {
             using var transformer = TransformerModel.Create(backend, config with { Seed = s + 1 }, batch, shape.SequenceLength);
@@ -146,11 +170,17 @@ internal static class SimulateCommand
             FillInputs(tokens, inputs, vocabulary, random);
             for (int i = 0; i < rows; i++) targets[i] = random.Next(vocabulary);
             transformer.Forward(tokens, targets, training: shape.Dropout > 0, dropoutSeed: (ulong)(s + 1));
-            transformer.Backward();
-            double top = transformer.HeadInputGradientMoments().Variance;
+            if (top == HeadGradient.Independent)
+            {
+                FillNormals(headGradient ??= new float[rows * shape.ModelWidth], seed: (ulong)(s + 1));
+                transformer.BackwardFromHeadInput(headGradient);
+            }
+            else
+                transformer.Backward();
+            double topVariance = transformer.HeadInputGradientMoments().Variance;
             var moments = transformer.ResidualStreamMoments();
             for (int l = 0; l < shape.Layers; l++)
-                (forward[l][s], correlation[l][s], gradient[l][s]) = (moments[l].Stream.Variance, moments[l].Stream.Correlation, moments[l].Gradient.Variance / top);
+                (forward[l][s], correlation[l][s], gradient[l][s]) = (moments[l].Stream.Variance, moments[l].Stream.Correlation, moments[l].Gradient.Variance / topVariance);
         }
         double seconds = clock.Elapsed.TotalSeconds;
         // The theory of the model as built: no dropout on the attention probabilities (the op has none).
@@ -159,7 +189,7 @@ internal static class SimulateCommand
         var layers = new SimulatedLayer[shape.Layers];
         for (int l = 0; l < layers.Length; l++)
             layers[l] = new SimulatedLayer(l, prediction[l], SeedSpread.Of(forward[l]), SeedSpread.Of(correlation[l]), SeedSpread.Of(gradient[l]));
-        return new Simulation(settings, plan!, inputs, seeds, batch, layers, seconds);
+        return new Simulation(settings, plan!, inputs, top, seeds, batch, layers, seconds);
     }
 
     /// <summary>The Layers config of the settings: fp32, a decoder (causal) or encoder (bidirectional), no recomputation.</summary>
@@ -191,6 +221,17 @@ internal static class SimulateCommand
         return settings.BranchVariance is { } beta2 ? config with { ResidualK = beta2, ResidualExponent = 0 } : config;
     }
 
+    /// <summary>N(0, 1) values from Philox (seed, offset 0), four per counter block, as Backend.RandomNormal draws them.</summary>
+    private static void FillNormals(float[] values, ulong seed)
+    {
+        for (int i = 0; i < values.Length; i += 4)
+        {
+            var (n0, n1, n2, n3) = Philox.Normals(seed, 0, (ulong)i >> 2);
+            ReadOnlySpan<double> block = [n0, n1, n2, n3];
+            for (int k = 0; k < 4 && i + k < values.Length; k++) values[i + k] = (float)block[k];
+        }
+    }
+
     private static void FillInputs(int[] tokens, SimulatedInputs inputs, int vocabulary, Random random)
     {
         if (inputs == SimulatedInputs.Gaussian)
@@ -218,7 +259,8 @@ internal static class SimulateCommand
     {
         var (settings, shape) = (simulation.Settings, simulation.Settings.Shape);
         output.WriteLine($"simulate: {settings.Subject}, {shape.Heads} heads, p {shape.Dropout}, {simulation.Inputs.ToString().ToLowerInvariant()} inputs " +
-            $"(r0 {settings.TokenCorrelation:G4}), {simulation.Seeds} seeds x batch {simulation.Batch}: {simulation.Seconds:F1} s");
+            $"(r0 {settings.TokenCorrelation:G4}), {simulation.Seeds} seeds x batch {simulation.Batch}, " +
+            $"{(simulation.Top == HeadGradient.Loss ? "loss" : "independent")} head gradient: {simulation.Seconds:F1} s");
         output.WriteLine("per block: the residual stream as the theory indexes it (Pre-LN: block output; Post-LN: the LayerNorm input " +
             "lam x + beta f(x)); gradient variance relative to the head input's; measured = mean +- std over seeds");
         output.WriteLine($"{"layer",5} {"variance theory",15} {"measured",17} {"r theory",9} {"measured",17} {"grad theory",11} {"measured",17}");
@@ -240,6 +282,7 @@ internal static class SimulateCommand
                 "sample std, _spread max - min; grad_variance relative to the gradient at the head input");
             TheoryCommand.WriteInit(w, simulation.Plan);
             w.WriteString("tokens", simulation.Inputs.ToString().ToLowerInvariant());
+            w.WriteString("head_gradient", simulation.Top == HeadGradient.Loss ? "loss" : "independent");
             w.WriteNumber("seeds", simulation.Seeds);
             w.WriteNumber("batch", simulation.Batch);
             w.WriteNumber("seconds", simulation.Seconds);

@@ -207,6 +207,43 @@ public sealed class TransformerModel : IDisposable
         Rounding.Apply(Backend, Config.Precision, _gradLogits);
         Main.ZeroOutputGradient(Backend);
         Backend.MatMulBackward(_gradHeadInput, _headWeight.Gradient, null, _gradLogits, _headInput, _headWeight.Compute, transposeB: true, alpha: _logitScale);
+        BackwardFromHeadInputGradient();
+    }
+
+    /// <summary>
+    /// Gradients of the last <see cref="Forward"/> for a given gradient at the head's input (the final LayerNorm's output,
+    /// or the last block's output without one) in place of the loss's, written over <see cref="Gradients"/>; the head
+    /// weight's own gradient stays 0. A probe of signal propagation: Theory's gradient recursion assumes a top gradient
+    /// independent of the forward pass, which the loss's is not where the head input has a large common part across
+    /// tokens (docs/theory.md, "Vanilla E-SPA stacks").
+    /// </summary>
+    /// <param name="headInputGradient">[batch * tokens * d] row-major.</param>
+    /// <exception cref="InvalidOperationException">No forward has run since the model was made (or the last one failed).</exception>
+    /// <exception cref="ArgumentException">The span is not batch * tokens * d long.</exception>
+    public void BackwardFromHeadInput(ReadOnlySpan<float> headInputGradient)
+    {
+        if (_lastCount < 0) throw new InvalidOperationException("Backward needs a completed Forward first");
+        CheckLength(headInputGradient.Length, checked((int)_gradHeadInput.ElementCount), nameof(headInputGradient));
+        Backend.Zero(Gradients);
+        Main.ZeroOutputGradient(Backend);
+        Backend.Upload(_gradHeadInput, headInputGradient);
+        Rounding.Apply(Backend, Config.Precision, _gradHeadInput);
+        BackwardFromHeadInputGradient();
+    }
+
+    /// <summary>The head input [batch * tokens * d] of the last <see cref="Forward"/>.</summary>
+    /// <exception cref="InvalidOperationException">No forward has run.</exception>
+    /// <exception cref="ArgumentException">The destination is not batch * tokens * d long.</exception>
+    public void HeadInput(Span<float> destination)
+    {
+        if (_lastCount < 0) throw new InvalidOperationException("HeadInput needs a completed Forward first");
+        CheckLength(destination.Length, checked((int)_headInput.ElementCount), nameof(destination));
+        Backend.Download(destination, _headInput);
+    }
+
+    /// <summary>The stacks' backward from the gradient at the head input.</summary>
+    private void BackwardFromHeadInputGradient()
+    {
         if (Config.Kind == ModelKind.EncoderDecoder)
         {
             var encoder = _stacks[0];

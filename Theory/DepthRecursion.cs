@@ -89,7 +89,10 @@ public static class DepthRecursion
     /// <param name="tokenCorrelation">The data's embedding token correlation before dropout (the correlation of the
     /// summed tables); the official 0.221 by default.</param>
     /// <param name="outputGradient">The gradient at the final LayerNorm's output; variance 1 and correlation 0 (independent
-    /// targets per token) by default. Only ratios between layers are meaningful.</param>
+    /// targets per token) by default. Only ratios between layers are meaningful. The recursion takes it independent of
+    /// the forward pass (mean-field backward analyses' gradient-independence assumption); a loss gradient whose common
+    /// part across tokens points along the signal's own common part (a vanilla stack's head input) breaks that and grows
+    /// toward the input far beyond the prediction (docs/theory.md, "Vanilla E-SPA stacks").</param>
     /// <param name="activation">The feed-forward activation; the plan's TAT leaky ReLU if it has one, else ReLU (the
     /// official code).</param>
     public static DepthPrediction Predict(TransformerShape shape, InitPlan init, NormPlacement norm,

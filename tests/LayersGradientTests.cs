@@ -57,11 +57,24 @@ public sealed class LayersGradientTests
         CheckGradients(Tiny(kind, norm, dropout: 0.2f), dropout: true);
 
     /// <summary>
+    /// <see cref="TransformerModel.BackwardFromHeadInput"/> with a fixed R is the gradient of sum(R * head input): the
+    /// same finite-difference check with that sum as the objective (the head weight, which it does not read, gets 0).
+    /// </summary>
+    [Theory]
+    [InlineData(ModelKind.Decoder, NormPlacement.Pre, true)]
+    [InlineData(ModelKind.Encoder, NormPlacement.None, false)]
+    [InlineData(ModelKind.EncoderDecoder, NormPlacement.Post, true)]
+    public void BackwardFromHeadInputIsTheGradientOfItsInnerProduct(ModelKind kind, NormPlacement norm, bool tied) =>
+        CheckGradients(Tiny(kind, norm, tied), dropout: false, headInputProbe: true);
+
+    /// <summary>
     /// Perturbs the init a little (so no path is exactly dead, e.g. E-SPA's zero queries), then compares the gradient
     /// of two random elements of every named parameter with (L(w + h) - L(w - h)) / 2h at h = 1e-2. The loss is fp32
-    /// (rounding noise ~1e-5 in the quotient) and h^2 truncation terms are ~1e-4 relative: 2% + 3e-4 absolute.
+    /// (rounding noise ~1e-5 in the quotient) and h^2 truncation terms are ~1e-4 relative: 2% + 3e-4 absolute. With
+    /// <paramref name="headInputProbe"/> the objective is sum(R * head input) for a fixed random R, back-propagated by
+    /// <see cref="TransformerModel.BackwardFromHeadInput"/>.
     /// </summary>
-    internal static void CheckGradients(ModelConfig config, bool dropout)
+    internal static void CheckGradients(ModelConfig config, bool dropout, bool headInputProbe = false)
     {
         const int BatchSize = 2, Tokens = 5;
         const float Step = 1e-2f;
@@ -71,9 +84,20 @@ public sealed class LayersGradientTests
         var parameters = model.Parameters.AsSpan<float>();
         var noise = TestData.Normal(11, parameters.Length, 0.05);
         for (int i = 0; i < parameters.Length; i++) parameters[i] += (float)noise[i];
-        float Loss() => model.Forward(tokens, targets, source, training: dropout, dropoutSeed: 5, dropoutOffset: 9);
+        var probe = TestData.Normal(17, BatchSize * Tokens * config.ModelWidth, 1).Select(v => (float)v).ToArray();
+        var headInput = new float[probe.Length];
+        double Loss()
+        {
+            float loss = model.Forward(tokens, targets, source, training: dropout, dropoutSeed: 5, dropoutOffset: 9);
+            if (!headInputProbe) return loss;
+            model.HeadInput(headInput);
+            double sum = 0;
+            for (int i = 0; i < probe.Length; i++) sum += (double)probe[i] * headInput[i];
+            return sum;
+        }
         Loss();
-        model.Backward();
+        if (headInputProbe) model.BackwardFromHeadInput(probe);
+        else model.Backward();
         var gradients = model.Gradients.AsSpan<float>().ToArray();
         var random = new Random(13);
         int checkedCount = 0;
