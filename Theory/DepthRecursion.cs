@@ -133,7 +133,10 @@ public static class DepthRecursion
                     : new PairwiseKernelMap(new LayerNorm(d) { NormFluctuation = streamFluctuation }).Forward(stream);
                 IKernelMap branch = kind == SublayerKind.FeedForward ? feedForward
                     : new KernelAttention(d, patternFor(layer, normed), Square(init.QueryKeyStd), Square(init.ValueStd[layer]),
-                        Square(init.OutputStd[layer]), shape.AttentionDropout, p);
+                        Square(init.OutputStd[layer]), shape.AttentionDropout, p)
+                    {
+                        InputNormFluctuation = norm == NormPlacement.None ? streamFluctuation : 0,
+                    };
                 var branchOutput = branch.Forward(normed);
                 var skip = norm == NormPlacement.PostLayerNorm ? normed : stream;
                 var output = Combine(residual, skip, branchOutput);

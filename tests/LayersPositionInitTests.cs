@@ -48,9 +48,11 @@ public sealed class LayersPositionInitTests
         foreach (var layer in plan.AttentionRescale)
         {
             Assert.Equal(16, layer.Count);
-            Assert.Equal(1, layer[0], 1e-9);
-            Assert.True(layer[15] > 1.5, $"position 15 averages 16 nearly uncorrelated tokens: its variance is ~1/16 before the rescale (rescale {layer[15]:G4})");
+            Assert.Equal(1, layer[0], 1e-9); // one key: weight 1, whatever the logits
         }
+        // In block 0 (r 0.0025) position 15 averages 16 nearly uncorrelated tokens: its variance is ~0.15 before the
+        // rescale (1/16, raised by the random logits' spread of the weights).
+        Assert.True(plan.AttentionRescale[0][15] > 2, $"rescale {plan.AttentionRescale[0][15]:G4}");
         Assert.All(plan.ValueStd, std => Assert.Equal(Math.Sqrt(1.0 / 32), std, 12));
     }
 

@@ -116,6 +116,37 @@ public sealed class TheoryComponentTests
     }
 
     [Fact]
+    public void SoftmaxWeightMomentsHaveTheirClosedFormsAndLimits()
+    {
+        // One key takes weight 1 whatever its logit; equal logits give uniform weights 1/L, independent of z.
+        foreach (double s2 in new[] { 0.0, 0.5, 4.0 })
+            Assert.Equal(new SoftmaxWeightMoments(1, 1, 1), Softmax.WeightMoments(1, s2));
+        Assert.Equal(new SoftmaxWeightMoments(0.2, 0.2, 0.2), Softmax.WeightMoments(5, 0));
+        // Many keys: E[sum p^2] -> exp(s2) / L, E[(sum p z)^2] -> (E[z e^(sigma z)] / E[e^(sigma z)])^2 = s2, and
+        // E[sum p^2 z^2] -> E[z^2 e^(2 sigma z)] / (L E[e^(sigma z)]^2) = (1 + 4 s2) exp(s2) / L; each to O(1/L).
+        const double Keys = 20000, Variance = 0.7;
+        var many = Softmax.WeightMoments(Keys, Variance);
+        Assert.Equal(1, many.SquareSum * Keys / Math.Exp(Variance), 2e-3);
+        Assert.Equal(1, many.TiltedMeanSquare / Variance, 2e-3);
+        Assert.Equal(1, many.TiltedSquareSum * Keys / ((1 + 4 * Variance) * Math.Exp(Variance)), 2e-3);
+        // Two keys: w = sigmoid(sigma (z1 - z2)); E[w^2 + (1 - w)^2] by a float64 trapezoid over d = z1 - z2 ~ N(0, 2).
+        double sigma = Math.Sqrt(1.3), reference = 0;
+        for (double d = -14; d <= 14; d += 1e-3)
+        {
+            double w = 1 / (1 + Math.Exp(-sigma * d));
+            reference += (w * w + (1 - w) * (1 - w)) * Math.Exp(-d * d / 4) / Math.Sqrt(4 * Math.PI) * 1e-3;
+        }
+        Assert.Equal(reference, Softmax.WeightMoments(2, 1.3).SquareSum, 9);
+    }
+
+    [Theory]
+    [InlineData(0.5, -1.0)]
+    [InlineData(double.NaN, 1.0)]
+    [InlineData(3.0, double.PositiveInfinity)]
+    public void SoftmaxWeightMomentsRejectBadArguments(double keys, double variance) =>
+        Assert.Throws<ArgumentOutOfRangeException>(() => Softmax.WeightMoments(keys, variance));
+
+    [Fact]
     public void SoftmaxOfIdenticalLogitsIsUniform()
     {
         // r = 1: every logit equal, so the output is exactly 1/L with no variance (2.6).

@@ -45,16 +45,18 @@ public sealed class TheoryKernelTests
     [Theory]
     [InlineData(0.0, 0.2)]
     [InlineData(0.5, 0.6)]
-    public void BidirectionalKernelAttentionIsTheSingleHeadFormula(double r, double queryKeyStdTimesRootWidth)
+    public void BidirectionalKernelAttentionIsTheSingleHeadFormulaOverManyKeys(double r, double queryKeyStdTimesRootWidth)
     {
-        // Without probability dropout the kernel form must equal dslm-theory.md 2.7 on an exchangeable input.
+        // Without probability dropout the kernel form must equal dslm-theory.md 2.7 on an exchangeable input of many
+        // tokens, where 2.7's many-key limits hold: the exact softmax moments it uses instead differ at O(1/L), 1e-4
+        // relative here.
         const int Width = 100, HeadWidth = 32, Tokens = 300;
         double sq2 = Math.Pow(queryKeyStdTimesRootWidth, 2) / Width, sv2 = 1.0 / Width;
         var head = new KernelAttention(Width, AttentionPattern.Uniform(Tokens, causal: false), sq2, sv2, 1.0 / Width, 0, 0)
             .HeadOutput(TokenKernel.Exchangeable(Tokens, 1, r));
         var formula = new SingleHeadAttention(Width, HeadWidth, sq2, sv2, Tokens, 0).Forward(new SignalMoments(0, 1, r));
         Assert.True(head.IsExchangeable);
-        Assert.Equal(formula.Variance, head[0, 0], 12);
+        Assert.Equal(formula.Variance, head[0, 0], 2e-4 * formula.Variance);
         Assert.Equal(formula.Covariance, head[0, 1], 12);
     }
 
@@ -74,12 +76,15 @@ public sealed class TheoryKernelTests
     [Fact]
     public void CausalXavierPreLnVarianceGrowsLinearly()
     {
-        // Pre-LN with plain residuals: every sublayer adds a branch of fixed variance (its input is LayerNormed), so the
-        // stream grows linearly (dslm-theory.md 3); the increments must be equal to within 10% along the whole depth.
+        // Pre-LN with plain residuals: every sublayer adds its branch's variance (its input is LayerNormed), so the
+        // stream grows linearly (dslm-theory.md 3). Causal attention's branch variance (1 - r) F + r rises with the
+        // token correlation r, which settles within a few blocks, so from block 4 on the increments must be equal to
+        // within 10% (the first is ~20% smaller; a 48-block d 256 simulation: 0.74 at block 0, 86.5 at 47, theory 0.76
+        // and 81.9).
         var layers = DepthRecursion.Predict(Causal48, XavierInit.Plan(Causal48), NormPlacement.PreLayerNorm).Layers.ToArray();
-        double perLayer = (layers[^1].Stream.Variance - layers[0].Stream.Variance) / (layers.Length - 1);
+        double perLayer = (layers[^1].Stream.Variance - layers[4].Stream.Variance) / (layers.Length - 5);
         Assert.True(perLayer > 0.5, $"{perLayer}");
-        for (int i = 1; i < layers.Length; i++)
+        for (int i = 5; i < layers.Length; i++)
             Assert.InRange(layers[i].Stream.Variance - layers[i - 1].Stream.Variance, 0.9 * perLayer, 1.1 * perLayer);
     }
 

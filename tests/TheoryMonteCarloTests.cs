@@ -1,5 +1,6 @@
 using DeepScaleLM.Theory;
 using DeepScaleLM.Theory.Components;
+using DeepScaleLM.Theory.Kernels;
 
 namespace DeepScaleLM.Tests;
 
@@ -243,6 +244,124 @@ public sealed class TheoryMonteCarloTests
         double predicted = rs - new LayerNorm(d) { NormFluctuation = fluctuation }.Forward(new SignalMoments(0, 1, rs)).Correlation;
         Assert.InRange(predicted, 0, gaussian / 5);
         Assert.InRange(shrink.Mean, -gaussian / 6 - 3 * shrink.StandardError, gaussian / 6 + 3 * shrink.StandardError);
+    }
+
+    /// <summary>
+    /// Softmax weight moments (<see cref="Softmax.WeightMoments"/>) against softmax over sampled i.i.d. Gaussian logits:
+    /// few keys, where 2.7's many-key forms are far off (at 2 keys and s2 = 1 they say 1.36 for E[sum p^2], truth 0.64).
+    /// </summary>
+    [Theory]
+    [InlineData(2, 1.0)]
+    [InlineData(3, 0.3)]
+    [InlineData(10, 2.0)]
+    public void SoftmaxWeightMomentsMatchSimulation(int keys, double logitVariance)
+    {
+        const int batches = 40, perBatch = 5000;
+        var normal = new Gaussian(7 + keys);
+        var (squares, tiltedMean, tiltedSquares) = (new Estimate(), new Estimate(), new Estimate());
+        var z = new double[keys];
+        var w = new double[keys];
+        for (int batch = 0; batch < batches; batch++)
+        {
+            double f = 0, g = 0, h = 0;
+            for (int sample = 0; sample < perBatch; sample++)
+            {
+                for (int j = 0; j < keys; j++) z[j] = normal.Next();
+                double max = z.Max(), total = 0;
+                for (int j = 0; j < keys; j++) total += w[j] = Math.Exp(Math.Sqrt(logitVariance) * (z[j] - max));
+                double mean = 0;
+                for (int j = 0; j < keys; j++)
+                {
+                    double p = w[j] / total;
+                    f += p * p;
+                    h += p * p * z[j] * z[j];
+                    mean += p * z[j];
+                }
+                g += mean * mean;
+            }
+            squares.Add(f / perBatch);
+            tiltedMean.Add(g / perBatch);
+            tiltedSquares.Add(h / perBatch);
+        }
+        var moments = Softmax.WeightMoments(keys, logitVariance);
+        squares.AssertMatches(moments.SquareSum, "E[sum p^2]");
+        tiltedMean.AssertMatches(moments.TiltedMeanSquare, "E[(sum p z)^2]");
+        tiltedSquares.AssertMatches(moments.TiltedSquareSum, "E[sum p^2 z^2]");
+    }
+
+    /// <summary>
+    /// One causal attention head (d = 32, head width 32, Q/K/V std sqrt(1/d), so the logits have variance 1) over T = 32
+    /// uncorrelated tokens, per query position, against KernelAttention's per-position variance; rows Gaussian
+    /// (norm fluctuation 1) or LayerNorm outputs (norm sqrt(d), fluctuation 0). Position 0 has one key and must give
+    /// exactly the values' variance (dslm-theory.md 2.7's form says 2.9x that); at every position the formula must be
+    /// within 6 % (the per-query spread of the logit variance, O(1/d), is not modelled) plus four standard errors.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void CausalAttentionPerPositionMatchesSimulation(bool layerNormed)
+    {
+        const int d = 32, tokens = 32, trials = 300;
+        var normal = new Gaussian(layerNormed ? 21 : 22);
+        var estimates = Enumerable.Range(0, tokens).Select(_ => new Estimate()).ToArray();
+        var (x, q, k, v) = (new double[tokens][], new double[tokens][], new double[tokens][], new double[tokens][]);
+        var (wq, wk, wv) = (new double[d, d], new double[d, d], new double[d, d]);
+        var logits = new double[tokens];
+        for (int trial = 0; trial < trials; trial++)
+        {
+            foreach (var weights in new[] { wq, wk, wv })
+                for (int a = 0; a < d; a++)
+                    for (int b = 0; b < d; b++) weights[a, b] = normal.Next() / Math.Sqrt(d);
+            for (int t = 0; t < tokens; t++)
+            {
+                x[t] = Enumerable.Range(0, d).Select(_ => normal.Next()).ToArray();
+                if (layerNormed) Normalize(x[t]);
+                (q[t], k[t], v[t]) = (Project(x[t], wq), Project(x[t], wk), Project(x[t], wv));
+            }
+            for (int t = 0; t < tokens; t++)
+            {
+                double max = double.NegativeInfinity, total = 0;
+                for (int j = 0; j <= t; j++) max = Math.Max(max, logits[j] = Dot(q[t], k[j]) / Math.Sqrt(d));
+                for (int j = 0; j <= t; j++) total += logits[j] = Math.Exp(logits[j] - max);
+                double squares = 0;
+                for (int c = 0; c < d; c++)
+                {
+                    double output = 0;
+                    for (int j = 0; j <= t; j++) output += logits[j] / total * v[j][c];
+                    squares += output * output;
+                }
+                estimates[t].Add(squares / d);
+            }
+        }
+        var head = new KernelAttention(d, AttentionPattern.Uniform(tokens, causal: true), 1.0 / d, 1.0 / d, 1.0 / d, 0, 0)
+        {
+            InputNormFluctuation = layerNormed ? 0 : 1,
+        }.HeadOutput(TokenKernel.Exchangeable(tokens, 1, 0));
+        Assert.Equal(1, head[0, 0], 12);
+        // Averaged over positions 4..31 the formula is within 2.5 % (measured 1.002 LayerNormed, 0.996 Gaussian); taking
+        // LayerNorm outputs for Gaussian rows (fluctuation 1) would leave it 5 % high.
+        Assert.InRange(Enumerable.Range(4, tokens - 4).Average(t => estimates[t].Mean / head[t, t]), 0.975, 1.025);
+        for (int t = 0; t < tokens; t++)
+        {
+            double predicted = head[t, t], error = Math.Abs(estimates[t].Mean - predicted);
+            Assert.True(error <= 0.06 * predicted + Sigmas * estimates[t].StandardError,
+                $"position {t}: simulated {estimates[t].Mean:G4} +- {estimates[t].StandardError:G2}, formula {predicted:G4}");
+        }
+    }
+
+    private static double[] Project(double[] x, double[,] weights)
+    {
+        var y = new double[weights.GetLength(1)];
+        for (int b = 0; b < y.Length; b++)
+            for (int a = 0; a < x.Length; a++) y[b] += x[a] * weights[a, b];
+        return y;
+    }
+
+    private static double Dot(double[] a, double[] b)
+    {
+        double sum = 0;
+        for (int i = 0; i < a.Length; i++) sum += a[i] * b[i];
+        return sum;
     }
 
     private static void Normalize(double[] x)

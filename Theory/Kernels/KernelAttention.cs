@@ -9,17 +9,23 @@ namespace DeepScaleLM.Theory.Kernels;
 /// V = x W_V has kernel d sv2 K; with the probabilities at their mean the output kernel is A (d sv2 K) A^T; on the
 /// diagonal of query t come the two terms the mean misses, with n2_t = sum_j w[t, j]^2 (1 / L for uniform attention)
 /// playing 1 / L:
-/// - dropout p_a on the probabilities: + p_a / (1 - p_a) sum_j w[t, j]^2 K[j, j] (exact for inverted dropout; 2.7's
-///   (1 - r) / ((1 - p) L) form differs by r p / ((1 - p) L));
 /// - random Q/K logits of variance ss2 = (1 - r) d^2 sq2^2 s2^2 spread the probabilities (the lognormal weights of
-///   2.6): + (1 - r) s2 n2 (exp(ss2) - 1) / (1 - p_a), and 2.7's smaller terms (1 - r)^2 (1 - n2) sw s2^2 and
-///   4 (1 - r)^2 sw s2^2 exp(ss2) n2 / (1 - p_a), sw = d s2 sq2^2; off the diagonal 2.7's 2 (1 - r)^2 d sq2^2 s2^3
-///   sqrt(n2_t n2_u).
+///   2.6). For the values' independent part, (1 - r) s2 per key, the mean weights give n2; the random ones give
+///   F + (phi (H - F) + G - H) / d, with F = E[sum_j w_j^2], G = E[(sum_j w_j z_j)^2], H = E[sum_j w_j^2 z_j^2] over
+///   1 / n2 keys (<see cref="Softmax.WeightMoments"/>, exact for any key count) and phi the input rows' norm
+///   fluctuation (<see cref="InputNormFluctuation"/>): + (1 - r) s2 (F + (phi (H - F) + G - H) / d - n2). The 1/d part
+///   is the component of each value along the logits' own direction, which the weights favour. For many keys F, G
+///   tend to exp(ss2) n2 and ss2 and this is 2.7's (1 - r) s2 n2 (exp(ss2) - 1) + (1 - r)^2 (1 - n2) sw s2^2,
+///   sw = d s2 sq2^2 (2.7's 4 (1 - r)^2 sw s2^2 exp(ss2) n2 is not there: an independent Monte Carlo of causal
+///   attention at d = 32-64 agrees within 5 % at every position without it, where 2.7's form is 2.9x too large at
+///   the first, whose single key takes weight 1);
+/// - dropout p_a on the probabilities: + p_a / (1 - p_a) E[sum_j w_j^2 K[j, j]] (exact for inverted dropout);
+/// - off the diagonal 2.7's 2 (1 - r)^2 d sq2^2 s2^3 sqrt(n2_t n2_u).
 /// r and s2 are the correlation and mean variance of the keys query t sees, read off the kernel. For bidirectional
-/// attention over an exchangeable kernel this is 2.7 exactly, up to the dropout form above. Backward (through V only,
-/// as 2.7; exact for E-SPA, whose W_Q = 0): A^T G A plus, on the diagonal of key j, sum_t A[t, j]^2 G[t, t]
-/// (exp(ss2_t) / (1 - p_a) - 1): the dropout term, and the exp(ss2) factor that dslm-theory.md 2.7 reports brings an
-/// independent Monte Carlo within 1.3%; then W_V's d sv2 over the H heads.
+/// attention over an exchangeable kernel of many tokens this is 2.7 (within 1e-4 at L = 300). Backward (through V
+/// only, as 2.7; exact for E-SPA, whose W_Q = 0): A^T G A plus, on the diagonal of key j, sum_t A[t, j]^2 G[t, t]
+/// (F_t / (n2_t (1 - p_a)) - 1): the dropout term, and the exp(ss2) factor (here F / n2) that dslm-theory.md 2.7
+/// reports brings an independent Monte Carlo within 1.3%; then W_V's d sv2 over the H heads.
 /// </summary>
 public sealed class KernelAttention : IKernelMap
 {
@@ -49,6 +55,14 @@ public sealed class KernelAttention : IKernelMap
     /// <summary>The mean attention matrix.</summary>
     public AttentionPattern Pattern { get; }
 
+    /// <summary>
+    /// How much the input rows' norms fluctuate, as <see cref="LayerNorm.NormFluctuation"/>: 1 for Gaussian rows (the
+    /// default), 0 for a LayerNorm output, whose rows all have norm sqrt(d). With random logits it matters at order
+    /// 1/d: a key whose logit is large has, on a fixed-norm row, less left for the rest of its value (at d = 32 this
+    /// lowers a causal query's late-position variance by ~10 %).
+    /// </summary>
+    public double InputNormFluctuation { get; init; } = 1;
+
     /// <summary>The kernel of one head's output (before the output projection), per coordinate.</summary>
     /// <param name="input">The kernel of the sublayer's input (mean 0).</param>
     public TokenKernel HeadOutput(TokenKernel input)
@@ -60,12 +74,15 @@ public sealed class KernelAttention : IKernelMap
         var diagonalAdd = new double[n];
         for (int t = 0; t < n; t++)
         {
-            var (s2, r, n2, squared, e) = rows[t];
-            double sw = _modelWidth * s2 * _queryKeyVariance * _queryKeyVariance, oneMinusR = 1 - r;
-            diagonalAdd[t] = Square(Pattern.Rescale(t)) * gain * (squared * pa / (1 - pa)
-                + oneMinusR * s2 * n2 * (e - 1) / (1 - pa)
-                + oneMinusR * oneMinusR * (1 - n2) * sw * s2 * s2
-                + 4 * oneMinusR * oneMinusR * sw * s2 * s2 * e * n2 / (1 - pa));
+            var (s2, r, n2, squared, weights) = rows[t];
+            // The values' independent part, (1 - r) s2, per key: the component along the logits' direction (1/d of it)
+            // is averaged with the weights that favour it (tilted mean square); the rest keeps the square sum, less what
+            // a fixed-norm input (a LayerNorm output) takes from it where that component is large.
+            double d = _modelWidth, phi = InputNormFluctuation;
+            double random = weights.SquareSum + (phi * (weights.TiltedSquareSum - weights.SquareSum)
+                + weights.TiltedMeanSquare - weights.TiltedSquareSum) / d;
+            diagonalAdd[t] = Square(Pattern.Rescale(t)) * gain * (squared * weights.SquareSum / n2 * pa / (1 - pa)
+                + (1 - r) * s2 * (random - n2));
         }
         double OffDiagonalAdd(int t, int u)
         {
@@ -98,7 +115,7 @@ public sealed class KernelAttention : IKernelMap
         double gain = _modelWidth * _valueVariance, pa = _attentionDropout;
         var rows = RowStatistics(input, Pattern.Forward(input).Map((_, _, entry, _) => gain * entry), gain);
         var perQuery = new double[n];
-        for (int t = 0; t < n; t++) perQuery[t] = headGradient[t, t] * (rows[t].Spread / (1 - pa) - 1);
+        for (int t = 0; t < n; t++) perQuery[t] = headGradient[t, t] * (rows[t].Weights.SquareSum / rows[t].ProbabilitySquares / (1 - pa) - 1);
         var diagonalAdd = Pattern.SquaredColumnSums(perQuery);
         var mean = Pattern.Backward(headGradient);
         if (mean.IsExchangeable && diagonalAdd.All(add => add == diagonalAdd[0]))
@@ -112,7 +129,7 @@ public sealed class KernelAttention : IKernelMap
 
     /// <summary>
     /// Per query t: s2 = the probability-weighted variance of its keys, r = their mean pairwise correlation (from the
-    /// mean output's diagonal), n2 = sum_j w^2, sum_j w^2 K[j, j], and exp(ss2), ss2 = (1 - r) d^2 sq2^2 s2^2.
+    /// mean output's diagonal), n2 = sum_j w^2, sum_j w^2 K[j, j], and the spread e at ss2 = (1 - r) d^2 sq2^2 s2^2.
     /// </summary>
     private RowStatistic[] RowStatistics(TokenKernel input, TokenKernel meanOutput, double gain)
     {
@@ -128,12 +145,29 @@ public sealed class KernelAttention : IKernelMap
             double crossSum = scale == 0 ? 0 : meanOutput[t, t] / scale - squared[t]; // sum_{j != k} w_j w_k K[j, k]
             double r = n2 < 1 - 1e-12 && s2 > 0 ? Math.Clamp(crossSum / (s2 * (1 - n2)), -1, 1) : 1;
             double logitVariance = (1 - r) * Square(_modelWidth * _queryKeyVariance * s2);
-            rows[t] = new RowStatistic(s2, r, n2, squared[t], Math.Exp(logitVariance));
+            rows[t] = new RowStatistic(s2, r, n2, squared[t], WeightMoments(n2, logitVariance));
         }
         return rows;
     }
 
-    private readonly record struct RowStatistic(double Variance, double Correlation, double ProbabilitySquares, double SquaredWeighted, double Spread);
+    /// <summary>
+    /// The softmax weights' square sum and tilted mean square at 1 / n2 keys (exact for uniform mean weights) and logit
+    /// variance ss2 (<see cref="Softmax.WeightMoments"/>); 2.7's exp(ss2) n2 and ss2 are their many-key limits.
+    /// Memoised: forward and backward ask the same rows.
+    /// </summary>
+    private SoftmaxWeightMoments WeightMoments(double n2, double logitVariance)
+    {
+        double keys = n2 >= 1 - 1e-12 ? 1 : 1 / n2;
+        if (keys == 1 || logitVariance == 0) return Softmax.WeightMoments(keys, logitVariance); // closed forms
+        if (!_weightMoments.TryGetValue((keys, logitVariance), out var moments))
+            _weightMoments[(keys, logitVariance)] = moments = Softmax.WeightMoments(keys, logitVariance);
+        return moments;
+    }
+
+    private readonly Dictionary<(double, double), SoftmaxWeightMoments> _weightMoments = [];
+
+    private readonly record struct RowStatistic(double Variance, double Correlation, double ProbabilitySquares, double SquaredWeighted,
+        SoftmaxWeightMoments Weights);
 
     private static double Square(double value) => value * value;
 }

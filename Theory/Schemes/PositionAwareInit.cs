@@ -70,7 +70,7 @@ public static class PositionAwareInit
         {
             var plain = AttentionPattern.Uniform(shape.SequenceLength, shape.Causal);
             var attention = new KernelAttention(shape.ModelWidth, plain, Square(unscaled.QueryKeyStd), Square(unitGain[layer]),
-                Square(unitGain[layer]), shape.AttentionDropout, shape.Dropout);
+                Square(unitGain[layer]), shape.AttentionDropout, shape.Dropout) { InputNormFluctuation = 0 }; // reads a LayerNorm output
             rescale[layer] = attention.Forward(normed).Diagonal().Select(variance => 1 / Math.Sqrt(variance)).ToArray();
             return AttentionPattern.Uniform(shape.SequenceLength, shape.Causal, rescale[layer]);
         }, forwardOnly: true);
