@@ -77,7 +77,8 @@ public sealed record DepthPrediction(SignalMoments Embedding, GradientMoments Em
 /// per sublayer; attention without shaping pulls r to 1 (rank collapse, 2.7). Bidirectional attention over
 /// exchangeable tokens keeps the kernel in its two-number form, so that case costs what the scalar chain costs; causal
 /// or shaped attention costs O(T^2) per sublayer (O(T^3) for E-SPA) and keeps two T x T kernels per block for the
-/// backward pass. Inherited limits: attention back-propagates through V only (2.7); the gradient at the top is an input.
+/// backward pass. Attention back-propagates through V and through the logits into Q and K (<see cref="KernelAttention"/>);
+/// the gradient at the top is an input.
 /// </summary>
 public static class DepthRecursion
 {

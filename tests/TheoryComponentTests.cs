@@ -120,8 +120,10 @@ public sealed class TheoryComponentTests
     {
         // One key takes weight 1 whatever its logit; equal logits give uniform weights 1/L, independent of z.
         foreach (double s2 in new[] { 0.0, 0.5, 4.0 })
-            Assert.Equal(new SoftmaxWeightMoments(1, 1, 1), Softmax.WeightMoments(1, s2));
-        Assert.Equal(new SoftmaxWeightMoments(0.2, 0.2, 0.2), Softmax.WeightMoments(5, 0));
+            Assert.Equal(new SoftmaxWeightMoments(1, 1, 1, 1, 1, 1), Softmax.WeightMoments(1, s2));
+        Assert.Equal(new SoftmaxWeightMoments(0.2, 0.2, 0.2, 0.04, 0.04, 0.008), Softmax.WeightMoments(5, 0));
+        Assert.Equal(0, Softmax.WeightMoments(1, 2.0).JacobianSquareSum);
+        Assert.Equal(0, Softmax.WeightMoments(1, 2.0).PairOverlapSum);
         // Many keys: E[sum p^2] -> exp(s2) / L, E[(sum p z)^2] -> (E[z e^(sigma z)] / E[e^(sigma z)])^2 = s2, and
         // E[sum p^2 z^2] -> E[z^2 e^(2 sigma z)] / (L E[e^(sigma z)]^2) = (1 + 4 s2) exp(s2) / L; each to O(1/L).
         const double Keys = 20000, Variance = 0.7;

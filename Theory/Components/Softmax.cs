@@ -4,7 +4,25 @@ namespace DeepScaleLM.Theory.Components;
 /// <param name="SquareSum">E[sum_j p_j^2].</param>
 /// <param name="TiltedMeanSquare">E[(sum_j p_j z_j)^2], z_j the standardised logits.</param>
 /// <param name="TiltedSquareSum">E[sum_j p_j^2 z_j^2].</param>
-public readonly record struct SoftmaxWeightMoments(double SquareSum, double TiltedMeanSquare, double TiltedSquareSum);
+/// <param name="CubeSum">E[sum_j p_j^3].</param>
+/// <param name="SquareSumSquared">E[(sum_j p_j^2)^2].</param>
+/// <param name="FourthPowerSum">E[sum_j p_j^4].</param>
+public readonly record struct SoftmaxWeightMoments(double SquareSum, double TiltedMeanSquare, double TiltedSquareSum, double CubeSum,
+    double SquareSumSquared, double FourthPowerSum)
+{
+    /// <summary>
+    /// E[sum_j p_j^2 (1 - 2 p_j + sum_k p_k^2)]: the square norm of the softmax Jacobian applied to independent unit
+    /// inputs, sum_j p_j^2 (x_j - sum_k p_k x_k)^2 in expectation; 0 for one key, whose weight cannot move.
+    /// </summary>
+    public double JacobianSquareSum => SquareSum - 2 * CubeSum + SquareSumSquared;
+
+    /// <summary>
+    /// E[sum_{j != l} p_j p_l (1 - p_j - p_l + 2 p_j p_l)] = 1 - 3 E[sum p^2] + 2 E[sum p^3] + 2 E[(sum p^2)^2] - 2 E[sum p^4]:
+    /// how the random overlaps x_j . x_l of independent d-dimensional keys (variance 1/d each) reach the logit
+    /// gradient's image in Q; 0 for one key, ~1 for many.
+    /// </summary>
+    public double PairOverlapSum => 1 - 3 * SquareSum + 2 * CubeSum + 2 * SquareSumSquared - 2 * FourthPowerSum;
+}
 
 /// <summary>Which of the official softmax variance formulas to use (dslm-theory.md 2.6).</summary>
 public enum SoftmaxApproximation
@@ -51,11 +69,13 @@ public static class Softmax
     /// Moments of the softmax p of <paramref name="keys"/> i.i.d. logits s_j = sigma z_j, z_j ~ N(0, 1), sigma^2 = s2: the
     /// square sum E[sum_j p_j^2] (how much of the values' independent part survives the attention average), the tilted
     /// mean square E[(sum_j p_j z_j)^2] and the tilted square sum E[sum_j p_j^2 z_j^2] (for the part of a value that lies
-    /// along the logits' own direction, averaged with weights that favour it). Not in the reference: 2.7 uses the
+    /// along the logits' own direction, averaged with weights that favour it), and E[sum_j p_j^3], E[(sum_j p_j^2)^2],
+    /// E[sum_j p_j^4] (for the gradient through the logits). Not in the reference: 2.7 uses the
     /// many-key limits exp(s2) / L and s2, which at L = 1 say e and s2 where the truth is 1 (one key takes weight 1); a
     /// causal query at position t sees only t + 1 keys. Exact up to quadrature via 1/a^2 = int_0^inf u exp(-u a) du:
     /// with X = exp(s) and S the sum over the keys, E[X_1^2 / S^2] = int_0^inf u E[X^2 exp(-u X)] E[exp(-u X)]^(L-1) du,
-    /// and likewise with z X or z^2 X^2 in the numerator; each expectation is a Gaussian integral over z. All are
+    /// and likewise with z X or z^2 X^2 in the numerator (and u^2/2, u^3/6 for the third and fourth powers of S); each
+    /// expectation is a Gaussian integral over z. All are
     /// trapezoid sums (step 0.25 in z on [-9, 9 + 2 sigma], and in ln u over the integrand's support), which converge
     /// geometrically for these analytic integrands: within 1e-9 of a fine-grid reference.
     /// </summary>
@@ -68,8 +88,9 @@ public static class Softmax
         if (!(keys >= 1) || double.IsInfinity(keys)) throw new ArgumentOutOfRangeException(nameof(keys), keys, "need at least one key");
         if (!(logitVariance >= 0) || double.IsInfinity(logitVariance))
             throw new ArgumentOutOfRangeException(nameof(logitVariance), logitVariance, "need a finite non-negative logit variance");
-        if (keys == 1) return new SoftmaxWeightMoments(1, 1, 1);
-        if (logitVariance == 0) return new SoftmaxWeightMoments(1 / keys, 1 / keys, 1 / keys);
+        if (keys == 1) return new SoftmaxWeightMoments(1, 1, 1, 1, 1, 1);
+        if (logitVariance == 0)
+            return new SoftmaxWeightMoments(1 / keys, 1 / keys, 1 / keys, 1 / (keys * keys), 1 / (keys * keys), 1 / (keys * keys * keys));
         const double Step = 0.25;
         double sigma = Math.Sqrt(logitVariance);
         int points = (int)Math.Ceiling((18 + 2 * sigma) / Step) + 1;
@@ -83,15 +104,17 @@ public static class Softmax
             weight[i] = Math.Exp(-z[i] * z[i] / 2) / Math.Sqrt(2 * Math.PI) * Step;
         }
         // ln u runs around ln(1 / (L E[X])) = -ln L - s2 / 2, where S exp(-u S) peaks.
-        double centre = -Math.Log(keys) - logitVariance / 2, squares = 0, tiltedSquares = 0, tiltedCross = 0;
+        double centre = -Math.Log(keys) - logitVariance / 2, squares = 0, tiltedSquares = 0, tiltedCross = 0, cubes = 0, quartics = 0, fourths = 0;
         for (double y = centre - 16; y <= centre + 8 + 8 * sigma; y += Step)
         {
-            double u = Math.Exp(y), laplace = 0, second = 0, tiltedSecond = 0, tiltedFirst = 0;
+            double u = Math.Exp(y), laplace = 0, second = 0, third = 0, fourth = 0, tiltedSecond = 0, tiltedFirst = 0;
             for (int i = 0; i < points; i++)
             {
                 double term = weight[i] * Math.Exp(-u * value[i]), x = value[i];
                 laplace += term;
                 second += term * x * x;
+                third += term * x * x * x;
+                fourth += term * x * x * x * x;
                 tiltedSecond += term * x * x * z[i] * z[i];
                 tiltedFirst += term * x * z[i];
             }
@@ -100,9 +123,14 @@ public static class Softmax
             squares += measure * second * rest * laplace;
             tiltedSquares += measure * tiltedSecond * rest * laplace;
             tiltedCross += measure * tiltedFirst * tiltedFirst * rest;
+            // 1/a^3 = int u^2/2 exp(-u a) du and 1/a^4 = int u^3/6 exp(-u a) du, again with du = u d(ln u).
+            cubes += u * u * u / 2 * third * rest * laplace;
+            fourths += u * u * u * u / 6 * fourth * rest * laplace;
+            quartics += u * u * u * u / 6 * keys * (keys - 1) * second * second * rest;
         }
         double tiltedSquareSum = keys * Step * tiltedSquares;
-        return new SoftmaxWeightMoments(keys * Step * squares, tiltedSquareSum + keys * (keys - 1) * Step * tiltedCross, tiltedSquareSum);
+        return new SoftmaxWeightMoments(keys * Step * squares, tiltedSquareSum + keys * (keys - 1) * Step * tiltedCross, tiltedSquareSum,
+            keys * Step * cubes, keys * Step * fourths + Step * quartics, keys * Step * fourths);
     }
 
     /// <summary>

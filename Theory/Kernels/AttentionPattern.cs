@@ -53,6 +53,9 @@ public sealed class AttentionPattern
         return new AttentionPattern(n, causal, (double[,])attention.Clone(), rescale);
     }
 
+    /// <summary>Whether the mean weights are uniform over the visible keys (the uniform forms), not a given dense matrix.</summary>
+    public bool IsUniform => _dense is null;
+
     /// <summary>The output scale of query position t (the row sum of A).</summary>
     /// <param name="t">The query position.</param>
     public double Rescale(int t) => _rescale[t];
@@ -199,7 +202,7 @@ public sealed class AttentionPattern
     }
 
     /// <summary>In place: g[j, l] = sum over t &gt;= j, u &gt;= l of g[t, u].</summary>
-    private static void SuffixSums(double[] g, int n)
+    internal static void SuffixSums(double[] g, int n)
     {
         for (int t = 0; t < n; t++)
             for (int u = n - 2; u >= 0; u--) g[t * n + u] += g[t * n + u + 1];

@@ -22,10 +22,12 @@ namespace DeepScaleLM.Theory.Kernels;
 /// - dropout p_a on the probabilities: + p_a / (1 - p_a) E[sum_j w_j^2 K[j, j]] (exact for inverted dropout);
 /// - off the diagonal 2.7's 2 (1 - r)^2 d sq2^2 s2^3 sqrt(n2_t n2_u).
 /// r and s2 are the correlation and mean variance of the keys query t sees, read off the kernel. For bidirectional
-/// attention over an exchangeable kernel of many tokens this is 2.7 (within 1e-4 at L = 300). Backward (through V
-/// only, as 2.7; exact for E-SPA, whose W_Q = 0): A^T G A plus, on the diagonal of key j, sum_t A[t, j]^2 G[t, t]
-/// (F_t / (n2_t (1 - p_a)) - 1): the dropout term, and the exp(ss2) factor (here F / n2) that dslm-theory.md 2.7
-/// reports brings an independent Monte Carlo within 1.3%; then W_V's d sv2 over the H heads.
+/// attention over an exchangeable kernel of many tokens this is 2.7 (within 1e-4 at L = 300). Backward through V (2.7):
+/// A^T G A plus, on the diagonal of key j, sum_t A[t, j]^2 G[t, t] (F_t / (n2_t (1 - p_a)) - 1): the dropout term,
+/// and the exp(ss2) factor (here F / n2) that dslm-theory.md 2.7 reports brings an independent Monte Carlo within
+/// 1.3%; then W_V's d sv2 over the H heads. Plus, not in 2.7, the path through the logits into Q and K
+/// (<see cref="QueryKeyBackward"/>), which with logit variance ~1 and small r carries more than half the gradient;
+/// 0 for E-SPA, whose W_Q = 0.
 /// </summary>
 public sealed class KernelAttention : IKernelMap
 {
@@ -104,16 +106,25 @@ public sealed class KernelAttention : IKernelMap
     /// <param name="input">The kernel of the sublayer's input (mean 0).</param>
     public TokenKernel Forward(TokenKernel input) => _projection.Forward(HeadOutput(input));
 
-    /// <summary>The gradient kernel at the sublayer's input, through V only.</summary>
+    /// <summary>The gradient kernel at the sublayer's input: through V, and through the logits into Q and K.</summary>
     /// <param name="input">The kernel of the sublayer's forward input.</param>
     /// <param name="outputGradient">The gradient kernel at the sublayer's output.</param>
     public TokenKernel Backward(TokenKernel input, TokenKernel outputGradient)
     {
         var head = HeadOutput(input);
         var headGradient = _projection.Backward(head, outputGradient);
-        int n = input.Tokens;
-        double gain = _modelWidth * _valueVariance, pa = _attentionDropout;
+        double gain = _modelWidth * _valueVariance;
         var rows = RowStatistics(input, Pattern.Forward(input).Map((_, _, entry, _) => gain * entry), gain);
+        var throughValues = ValueBackward(headGradient, rows);
+        return _queryKeyVariance == 0 ? throughValues
+            : TokenKernel.Combine(throughValues, QueryKeyBackward(input, headGradient, rows), (v, qk) => v + qk);
+    }
+
+    /// <summary>The gradient kernel at the input through V: A^T G A plus the random weights' and dropout's diagonal.</summary>
+    private TokenKernel ValueBackward(TokenKernel headGradient, RowStatistic[] rows)
+    {
+        int n = headGradient.Tokens;
+        double gain = _modelWidth * _valueVariance, pa = _attentionDropout;
         var perQuery = new double[n];
         for (int t = 0; t < n; t++) perQuery[t] = headGradient[t, t] * (rows[t].Weights.SquareSum / rows[t].ProbabilitySquares / (1 - pa) - 1);
         var diagonalAdd = Pattern.SquaredColumnSums(perQuery);
@@ -125,6 +136,95 @@ public sealed class KernelAttention : IKernelMap
             for (int u = 0; u < n; u++)
                 dense[t * n + u] = gain * (dense[t * n + u] + (t == u ? diagonalAdd[t] : 0));
         return TokenKernel.FromDense(n, dense);
+    }
+
+    /// <summary>
+    /// The gradient kernel at the input through the logits (the class remarks derive it). The logit gradient of query t
+    /// is dS[t, j] = w[t, j] g_t . (v_j - o_t), which sums to 0 over j, so only the keys' and values' independent parts
+    /// (1 - r) s2 reach it. Through Q (at query t, t':
+    /// d sq2 rho_t rho_t' G[t, t'] c_v c_k J[t, t'], c_v = d sv2 (1 - r) s2, c_k = d sq2 (1 - r) s2, with
+    /// J[t, t] = E[sum_j w^2 (1 - 2 w + sum_k w_k^2)] (<see cref="SoftmaxWeightMoments.JacobianSquareSum"/>) and, for
+    /// t != t', the mean weights' m a_t a_t' (1 - a_t - a_t' + m a_t a_t') over their m shared keys, a_t = 1 / keys(t)).
+    /// Through K (at keys j, j': (d sq2)^2 sum_{t, u} w[t, j] w[u, j'] M[t, u] (delta_jj' - w[u, j] - w[t, j'] + w_t . w_u),
+    /// M = rho_t rho_u G[t, u] K_x[t, u] c_v, with the random weights' J on the t = u, j = j' terms), whose rows sum to 0:
+    /// moving every key alike leaves the softmax unchanged. Uniform mean weights only (a dense pattern is E-SPA's, whose
+    /// queries are 0); 1 / (1 - p_a) for dropout on the probabilities.
+    /// </summary>
+    private TokenKernel QueryKeyBackward(TokenKernel input, TokenKernel headGradient, RowStatistic[] rows)
+    {
+        if (!Pattern.IsUniform)
+            throw new NotSupportedException("The Q/K backward assumes uniform mean attention weights; a dense pattern (E-SPA) has zero queries.");
+        int n = input.Tokens;
+        double d = _modelWidth, q = d * _queryKeyVariance, gain = d * _valueVariance, dropout = 1 / (1 - _attentionDropout);
+        var share = new double[n]; // a_t = 1 / keys(t)
+        for (int t = 0; t < n; t++) share[t] = 1.0 / Pattern.VisibleKeys(t);
+        double Independent(int t, int u) => (1 - (rows[t].Correlation + rows[u].Correlation) / 2) * (rows[t].Variance + rows[u].Variance) / 2;
+        double Jacobian(int t, int u)
+        {
+            if (t == u) return rows[t].Weights.JacobianSquareSum;
+            double m = Math.Min(Pattern.VisibleKeys(t), Pattern.VisibleKeys(u)), at = share[t], au = share[u];
+            return m * at * au * (1 - at - au + m * at * au);
+        }
+        // What reaches Q: J plus the keys' random pairwise overlaps, which the cancellation over keys leaves at 1/d.
+        double QueryJacobian(int t, int u)
+        {
+            if (t == u) return Jacobian(t, t) + rows[t].Weights.PairOverlapSum / d;
+            double m = Math.Min(Pattern.VisibleKeys(t), Pattern.VisibleKeys(u)), at = share[t], au = share[u];
+            return Jacobian(t, u) + (1 - m * at * au) * (1 - at) * (1 - au) / d;
+        }
+        bool exchangeable = !Pattern.Causal && input.IsExchangeable && headGradient.IsExchangeable
+            && Enumerable.Range(0, n).All(t => Pattern.Rescale(t) == Pattern.Rescale(0));
+        if (exchangeable)
+        {
+            // Every query sees all T keys: sum M = T M_d + T (T - 1) M_o, and the K-path sums of the dense form collapse.
+            double rho2 = Square(Pattern.Rescale(0)) * dropout, iv = Independent(0, 0), a = share[0];
+            double qDiagonal = q * rho2 * headGradient[0, 0] * gain * iv * q * iv * QueryJacobian(0, 0);
+            double qOff = n == 1 ? 0 : q * rho2 * headGradient[0, 1] * gain * iv * q * iv * QueryJacobian(0, 1);
+            double mDiagonal = rho2 * headGradient[0, 0] * input[0, 0] * gain * iv;
+            double mOff = n == 1 ? 0 : rho2 * headGradient[0, 1] * input[0, 1] * gain * iv;
+            double total = n * mDiagonal + n * (n - 1.0) * mOff, random = n * mDiagonal * (Jacobian(0, 0) * a - a * a * (1 - a));
+            return TokenKernel.Exchangeable(n, qDiagonal + q * q * (total * a * a * (1 - a) + random), qOff - q * q * total * a * a * a);
+        }
+        var result = new double[n * n];
+        var (first, second, third) = (new double[n * n], new double[n * n], new double[n * n]);
+        var randomWeights = new double[n];
+        for (int t = 0; t < n; t++)
+            for (int u = 0; u < n; u++)
+            {
+                double common = Pattern.Rescale(t) * Pattern.Rescale(u) * headGradient[t, u] * dropout, iv = Independent(t, u);
+                result[t * n + u] = q * common * gain * iv * q * iv * QueryJacobian(t, u); // through Q
+                double m = Math.Min(Pattern.VisibleKeys(t), Pattern.VisibleKeys(u)), at = share[t], au = share[u];
+                double mix = common * input[t, u] * gain * iv;                         // M[t, u]
+                first[t * n + u] = at * au * mix;
+                second[t * n + u] = at * au * au * mix;
+                third[t * n + u] = m * at * at * au * au * mix;
+                if (t == u) randomWeights[t] = mix * (Jacobian(t, t) * at - at * at * (1 - at));
+            }
+        // Sums over the queries that see key j: t >= j (2-D suffix sums) for causal attention, all t otherwise.
+        Func<int, int, double> first2 = Sums(first), second2 = Sums(second), third2 = Sums(third);
+        var randomSums = new double[n];
+        double running = 0;
+        for (int t = n - 1; t >= 0; t--) randomSums[t] = running += randomWeights[t];
+        if (!Pattern.Causal) Array.Fill(randomSums, running);
+        for (int j = 0; j < n; j++)
+            for (int k = 0; k < n; k++)
+            {
+                int later = Math.Max(j, k);
+                double keys = (j == k ? first2(j, j) + randomSums[j] : 0) - second2(j, later) - second2(k, later) + third2(j, k);
+                result[j * n + k] += q * q * keys; // through K
+            }
+        return TokenKernel.FromDense(n, result);
+
+        Func<int, int, double> Sums(double[] values)
+        {
+            if (!Pattern.Causal)
+            {
+                double total = values.Sum();
+                return (_, _) => total;
+            }
+            AttentionPattern.SuffixSums(values, n);
+            return (j, k) => values[j * n + k];
+        }
     }
 
     /// <summary>
