@@ -52,8 +52,8 @@ internal readonly record struct SeedSpread(double Mean, double Std, double Min, 
 internal sealed record SimulatedLayer(int Layer, SublayerPrediction Theory, SeedSpread ForwardVariance, SeedSpread Correlation, SeedSpread GradientVariance);
 
 /// <summary>A whole simulation: the model, the plan it was built with, the inputs, and every block.</summary>
-internal sealed record Simulation(ModelSettings Settings, InitPlan Plan, SimulatedInputs Inputs, HeadGradient Top, int Seeds, int Batch,
-    IReadOnlyList<SimulatedLayer> Layers, double Seconds)
+internal sealed record Simulation(ModelSettings Settings, InitPlan Plan, SimulatedInputs Inputs, HeadGradient Top, bool UntiedHead, int Seeds,
+    int Batch, IReadOnlyList<SimulatedLayer> Layers, double Seconds)
 {
     /// <summary>Measured max / min over blocks of the per-block mean gradient norm (the square root of the variance ratio).</summary>
     public double GradientNormRatio => Math.Sqrt(Layers.Max(l => l.GradientVariance.Mean) / Layers.Min(l => l.GradientVariance.Mean));
@@ -88,6 +88,11 @@ internal static class SimulateCommand
                 "independent of the forward pass: the theory's assumption, which the loss's gradient breaks in vanilla stacks)",
             DefaultValueFactory = _ => "loss",
         };
+        var untied = new Option<bool>("--untied-head")
+        {
+            Description = "an LM head of its own (N(0, 1/d)) instead of the token table: the loss gradient at init then no longer points " +
+                "along the input tokens' embeddings",
+        };
         var batch = new Option<int>("--batch") { Description = "sequences per forward pass", DefaultValueFactory = _ => 2 };
         var device = CliApp.DeviceOption();
         var threads = CliApp.ThreadsOption();
@@ -100,7 +105,7 @@ internal static class SimulateCommand
         var command = new Command("simulate",
             "Measure, at init (on the CPU, or --device cuda), the real model's residual stream variance, token correlation and gradient variance after " +
             "every block over several seeds, beside the theory's prediction (dslm theory) for the same model.");
-        foreach (var option in model.Options.Concat([seeds, inputs, top, batch, device, threads, json, plot])) command.Options.Add(option);
+        foreach (var option in model.Options.Concat([seeds, inputs, top, untied, batch, device, threads, json, plot])) command.Options.Add(option);
         command.SetAction(parse =>
         {
             var kind = ParseInputs(parse.GetValue(inputs)!);
@@ -113,7 +118,7 @@ internal static class SimulateCommand
             var settings = model.Read(parse, EmbeddingTables, (vocabulary, tables) => TokenCorrelation(kind, vocabulary, tables));
             int seedCount = parse.GetValue(seeds), batchSize = parse.GetValue(batch);
             using var backend = CliApp.CreateBackend(parse.GetValue(device)!, parse.GetValue(threads));
-            var simulation = Run(backend, settings, kind, seedCount, batchSize, headGradient);
+            var simulation = Run(backend, settings, kind, seedCount, batchSize, headGradient, parse.GetValue(untied));
             Print(output, simulation);
             if (parse.GetValue(json) is { } path) WriteJson(path, simulation);
             if (parse.GetValue(plot) is { } plotPath)
@@ -139,10 +144,11 @@ internal static class SimulateCommand
     };
 
     /// <summary>Simulates <paramref name="settings"/> over <paramref name="seeds"/> seeds (1, 2, ...) with batches of
-    /// <paramref name="batch"/> sequences of the model's sequence length, back-propagating from <paramref name="top"/>.</summary>
+    /// <paramref name="batch"/> sequences of the model's sequence length, back-propagating from <paramref name="top"/>, with
+    /// the token table as the LM head or, with <paramref name="untiedHead"/>, a head of its own.</summary>
     /// <exception cref="ArgumentException">A count is not positive, or the model is not one Layers can build.</exception>
     public static Simulation Run(Backend backend, ModelSettings settings, SimulatedInputs inputs, int seeds, int batch,
-        HeadGradient top = HeadGradient.Loss)
+        HeadGradient top = HeadGradient.Loss, bool untiedHead = false)
     {
         if (seeds < 1) throw new ArgumentException($"--seeds must be positive (got {seeds})");
         if (batch < 1) throw new ArgumentException($"--batch must be positive (got {batch})");
@@ -152,7 +158,7 @@ internal static class SimulateCommand
         int rows = batch * shape.SequenceLength;
         // Gaussian inputs: one id per (sequence, position), so no two positions share a token row.
         int vocabulary = inputs == SimulatedInputs.Gaussian ? Math.Max(settings.Vocabulary, rows) : settings.Vocabulary;
-        var config = Config(settings, vocabulary);
+        var config = Config(settings, vocabulary) with { TiedHead = !untiedHead };
         var clock = Stopwatch.StartNew();
         var forward = new double[shape.Layers][];
         var correlation = new double[shape.Layers][];
@@ -189,7 +195,7 @@ internal static class SimulateCommand
         var layers = new SimulatedLayer[shape.Layers];
         for (int l = 0; l < layers.Length; l++)
             layers[l] = new SimulatedLayer(l, prediction[l], SeedSpread.Of(forward[l]), SeedSpread.Of(correlation[l]), SeedSpread.Of(gradient[l]));
-        return new Simulation(settings, plan!, inputs, top, seeds, batch, layers, seconds);
+        return new Simulation(settings, plan!, inputs, top, untiedHead, seeds, batch, layers, seconds);
     }
 
     /// <summary>The Layers config of the settings: fp32, a decoder (causal) or encoder (bidirectional), no recomputation.</summary>
@@ -260,7 +266,8 @@ internal static class SimulateCommand
         var (settings, shape) = (simulation.Settings, simulation.Settings.Shape);
         output.WriteLine($"simulate: {settings.Subject}, {shape.Heads} heads, p {shape.Dropout}, {simulation.Inputs.ToString().ToLowerInvariant()} inputs " +
             $"(r0 {settings.TokenCorrelation:G4}), {simulation.Seeds} seeds x batch {simulation.Batch}, " +
-            $"{(simulation.Top == HeadGradient.Loss ? "loss" : "independent")} head gradient: {simulation.Seconds:F1} s");
+            $"{(simulation.Top == HeadGradient.Loss ? "loss" : "independent")} head gradient, {(simulation.UntiedHead ? "untied" : "tied")} head: " +
+            $"{simulation.Seconds:F1} s");
         output.WriteLine("per block: the residual stream as the theory indexes it (Pre-LN: block output; Post-LN: the LayerNorm input " +
             "lam x + beta f(x)); gradient variance relative to the head input's; measured = mean +- std over seeds");
         output.WriteLine($"{"layer",5} {"variance theory",15} {"measured",17} {"r theory",9} {"measured",17} {"grad theory",11} {"measured",17}");
@@ -283,6 +290,7 @@ internal static class SimulateCommand
             TheoryCommand.WriteInit(w, simulation.Plan);
             w.WriteString("tokens", simulation.Inputs.ToString().ToLowerInvariant());
             w.WriteString("head_gradient", simulation.Top == HeadGradient.Loss ? "loss" : "independent");
+            w.WriteBoolean("untied_head", simulation.UntiedHead);
             w.WriteNumber("seeds", simulation.Seeds);
             w.WriteNumber("batch", simulation.Batch);
             w.WriteNumber("seconds", simulation.Seconds);

@@ -23,13 +23,14 @@ public sealed class SimulateTests
     /// <summary>A 24-block (or <paramref name="layers"/>), d = 64, L = 64 model on i.i.d. uniform bytes, simulated over
     /// <see cref="Seeds"/> seeds of batch 2 (cached).</summary>
     private static Simulation Simulate(string norm, string init, bool causal, int layers = 24, int width = 64,
-        HeadGradient top = HeadGradient.Loss) => Cache.GetOrAdd($"{norm}/{init}/{causal}/{layers}/{width}/{top}", _ =>
+        HeadGradient top = HeadGradient.Loss, double? branchVariance = null, bool untiedHead = false) =>
+        Cache.GetOrAdd($"{norm}/{init}/{causal}/{layers}/{width}/{top}/{branchVariance}/{untiedHead}", _ =>
     {
         var shape = new TransformerShape(layers, width, 4, 64, 0) { Causal = causal };
         double r0 = 1.0 / 256 / 2; // uniform over 256 ids, token + position tables: sum p_i^2 / 2
-        var settings = new ModelSettings(norm, init, shape, 256, causal, 2, null, "uniform", r0);
+        var settings = new ModelSettings(norm, init, shape, 256, causal, 2, branchVariance, "uniform", r0);
         using var backend = new CpuBackend();
-        return SimulateCommand.Run(backend, settings, SimulatedInputs.Uniform, Seeds, batch: 2, top);
+        return SimulateCommand.Run(backend, settings, SimulatedInputs.Uniform, Seeds, batch: 2, top, untiedHead);
     });
 
     /// <summary>
@@ -141,6 +142,28 @@ public sealed class SimulateTests
             AssertWithin(layer.Layer, "variance", layer.ForwardVariance, 1, 0.03);
         }
         Assert.InRange(positionAware.Layers.Average(l => l.ForwardVariance.Mean), 0.97, 1.03);
+    }
+
+    /// <summary>
+    /// open-problems.md's gradient target (stream-gradient norm max/min at most 1.2) next to its variance target: the
+    /// position-aware init with half the official branch weight (beta^2 = 1/N, k = 1; the drift of the gradient grows with
+    /// k) and an LM head of its own, on the LM loss: 1.10 measured, 1.07 theory here. With the tied head the loss
+    /// gradient at init points along the input tokens' embeddings, which grows it toward the input at larger sizes
+    /// (docs/theory.md).
+    /// </summary>
+    [Fact]
+    public void PositionAwareInitWithHalfTheBranchWeightMeetsTheGradientTarget()
+    {
+        var simulation = Simulate("pre", "dslm-position", causal: true, branchVariance: 1.0 / 48, untiedHead: true);
+        Assert.True(simulation.TheoryGradientNormRatio <= 1.2, $"theory: {simulation.TheoryGradientNormRatio:G4}");
+        Assert.True(simulation.GradientNormRatio <= 1.2, $"measured: {simulation.GradientNormRatio:G4}");
+        foreach (var layer in simulation.Layers)
+        {
+            AssertWithin(layer.Layer, "variance", layer.ForwardVariance, 1, 0.03);
+            double gradient = layer.Theory.StreamGradient.Variance;
+            AssertWithin(layer.Layer, "gradient variance", layer.GradientVariance, gradient, 0.15 * gradient);
+        }
+        Assert.InRange(simulation.Layers.Average(l => l.ForwardVariance.Mean), 0.97, 1.03);
     }
 
     [Fact]
