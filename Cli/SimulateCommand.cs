@@ -16,6 +16,9 @@ internal enum SimulatedInputs
     Uniform,
     /// <summary>Token ids i.i.d. from Zipf's law p_i ~ 1 / (i + 1): r0 = sum_i p_i^2 / 2.</summary>
     Zipf,
+    /// <summary>Token ids i.i.d. from p_i ~ 1 / (i + 1)^2: r0 ~ 0.2 over 256 ids, about the 0.221 the official DSLM init
+    /// designs for (open-problems.md 1).</summary>
+    ZipfSquared,
     /// <summary>Every (sequence, position) its own token id, so the embedding rows are independent Gaussians: r0 = 0.</summary>
     Gaussian,
 }
@@ -78,8 +81,9 @@ internal static class SimulateCommand
         var seeds = new Option<int>("--seeds") { Description = "independent inits (and inputs) to measure; the spread is over them", DefaultValueFactory = _ => 3 };
         var inputs = new Option<string>("--tokens")
         {
-            Description = "uniform (i.i.d. uniform ids over --vocab), zipf (Zipf's law over --vocab) or gaussian (every position its own " +
-                "id, so the embedding rows are independent unit-variance Gaussians, r0 = 0); the theory's r0 is sum p_i^2 / 2 exactly",
+            Description = "uniform (i.i.d. uniform ids over --vocab), zipf (Zipf's law over --vocab), zipf2 (p_i ~ 1/i^2: r0 ~ 0.2 over 256 " +
+                "ids, near the official init's design value 0.221) or gaussian (every position its own id, so the embedding rows are independent " +
+                "unit-variance Gaussians, r0 = 0); the theory's r0 is sum p_i^2 / 2 exactly",
             DefaultValueFactory = _ => "uniform",
         };
         var top = new Option<string>("--head-gradient")
@@ -132,14 +136,16 @@ internal static class SimulateCommand
     {
         "uniform" => SimulatedInputs.Uniform,
         "zipf" => SimulatedInputs.Zipf,
+        "zipf2" => SimulatedInputs.ZipfSquared,
         "gaussian" => SimulatedInputs.Gaussian,
-        _ => throw new ArgumentException($"--tokens must be uniform, zipf or gaussian (got '{text}')"),
+        _ => throw new ArgumentException($"--tokens must be uniform, zipf, zipf2 or gaussian (got '{text}')"),
     };
 
     /// <summary>r0 of the inputs: the token table is the only one two positions share (PositionAwareInit.TokenCorrelation).</summary>
     private static (string Source, double Value) TokenCorrelation(SimulatedInputs inputs, int vocabulary, int tables) => inputs switch
     {
         SimulatedInputs.Gaussian => ("gaussian", 0),
+        SimulatedInputs.ZipfSquared => ("zipf2", PositionAwareInit.TokenCorrelation(Embedding.ZipfCollisionProbability(vocabulary, exponent: 2), tables)),
         _ => ModelFlags.UnigramCorrelation(inputs == SimulatedInputs.Zipf ? "zipf" : "uniform", vocabulary, tables),
     };
 
@@ -250,10 +256,11 @@ internal static class SimulateCommand
             for (int i = 0; i < tokens.Length; i++) tokens[i] = random.Next(vocabulary);
             return;
         }
-        // Zipf: inverse CDF of p_i = (1 / (i + 1)) / H_V.
+        // Zipf: inverse CDF of p_i ~ 1 / (i + 1)^s.
+        double exponent = inputs == SimulatedInputs.ZipfSquared ? 2 : 1;
         var cumulative = new double[vocabulary];
         double total = 0;
-        for (int i = 0; i < vocabulary; i++) cumulative[i] = total += 1.0 / (i + 1);
+        for (int i = 0; i < vocabulary; i++) cumulative[i] = total += Math.Pow(i + 1, -exponent);
         for (int i = 0; i < tokens.Length; i++)
         {
             int index = Array.BinarySearch(cumulative, random.NextDouble() * total);

@@ -166,21 +166,23 @@ public sealed class SimulateTests
         Assert.InRange(simulation.Layers.Average(l => l.ForwardVariance.Mean), 0.97, 1.03);
     }
 
-    [Fact]
-    public void CommandWritesTheoryAndMeasurementWithSpreadAsJson()
+    [Theory]
+    [InlineData("zipf", 1.0)]
+    [InlineData("zipf2", 2.0)]
+    public void CommandWritesTheoryAndMeasurementWithSpreadAsJson(string tokens, double exponent)
     {
         string path = Path.Combine(Path.GetTempPath(), $"dslm-simulate-{Guid.NewGuid():N}.json");
         try
         {
             var (code, output, error) = CliTests.Dslm(["simulate", "--layers", "3", "--d-model", "16", "--heads", "2", "--seq-len", "8",
-                "--seeds", "2", "--tokens", "zipf", "--vocab", "50", "--json", path]);
+                "--seeds", "2", "--tokens", tokens, "--vocab", "50", "--json", path]);
             Assert.True(code == 0, error);
             Assert.Contains("gradient norm max/min", output);
             using var json = JsonDocument.Parse(File.ReadAllText(path));
             var root = json.RootElement;
-            // r0 of Zipf over 50 ids: (sum 1/i^2) / (sum 1/i)^2 / 2, from the sums directly.
-            double squares = Enumerable.Range(1, 50).Sum(i => 1.0 / ((double)i * i)), harmonic = Enumerable.Range(1, 50).Sum(i => 1.0 / i);
-            Assert.Equal(squares / (harmonic * harmonic) / 2, root.GetProperty("config").GetProperty("token_correlation").GetDouble(), 12);
+            // r0 of p_i ~ 1/i^s over 50 ids: (sum 1/i^2s) / (sum 1/i^s)^2 / 2, from the sums directly.
+            double squares = Enumerable.Range(1, 50).Sum(i => Math.Pow(i, -2 * exponent)), sum = Enumerable.Range(1, 50).Sum(i => Math.Pow(i, -exponent));
+            Assert.Equal(squares / (sum * sum) / 2, root.GetProperty("config").GetProperty("token_correlation").GetDouble(), 12);
             Assert.Equal(2, root.GetProperty("seeds").GetInt32());
             var layers = root.GetProperty("layers").EnumerateArray().ToArray();
             Assert.Equal(3, layers.Length);

@@ -216,6 +216,15 @@ public sealed class TheoryComponentTests
     }
 
     [Fact]
+    public void ZipfCollisionProbabilityForOtherExponents()
+    {
+        // p ~ 1, 1/4, 1/9 over three ids: sum p^2 = (1 + 1/16 + 1/81) / (1 + 1/4 + 1/9)^2.
+        Assert.Equal((1 + 1.0 / 16 + 1.0 / 81) / Math.Pow(1 + 1.0 / 4 + 1.0 / 9, 2), Embedding.ZipfCollisionProbability(3, exponent: 2), 14);
+        Assert.Equal(Embedding.ZipfCollisionProbability(50), Embedding.ZipfCollisionProbability(50, exponent: 1), 15);
+        Assert.Equal(1.0 / 7, Embedding.ZipfCollisionProbability(7, exponent: 0), 14); // uniform
+    }
+
+    [Fact]
     public void EmbeddingCorrelations()
     {
         // Zipf over BERT's 30522 tokens gives ~0.014, far from the official 0.221 (dslm-theory.md 2.8).

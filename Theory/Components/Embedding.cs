@@ -14,20 +14,23 @@ public static class Embedding
     public const double OfficialTokenCorrelation = 0.221;
 
     /// <summary>
-    /// The probability that two tokens drawn from Zipf's law over |V| tokens are the same,
-    /// sum_i p_i^2 = (sum 1/i^2) / (sum 1/i)^2 (dslm-theory.md 2.8, reviewer 3): the token table's correlation.
+    /// The probability that two tokens drawn from Zipf's law p_i ~ 1 / i^s over |V| tokens are the same,
+    /// sum_i p_i^2 = (sum 1/i^(2s)) / (sum 1/i^s)^2 (dslm-theory.md 2.8, reviewer 3, for s = 1): the token table's
+    /// correlation.
     /// </summary>
     /// <param name="vocabularySize">|V|.</param>
-    public static double ZipfCollisionProbability(int vocabularySize)
+    /// <param name="exponent">s; 1 for the classic law.</param>
+    public static double ZipfCollisionProbability(int vocabularySize, double exponent = 1)
     {
-        double harmonic = 0, squares = 0;
+        double sum = 0, squares = 0;
         // Smallest terms first, so the sums lose no digits to the large early terms.
         for (int i = vocabularySize; i >= 1; i--)
         {
-            harmonic += 1.0 / i;
-            squares += 1.0 / ((double)i * i);
+            double p = Math.Pow(i, -exponent);
+            sum += p;
+            squares += p * p;
         }
-        return squares / (harmonic * harmonic);
+        return squares / (sum * sum);
     }
 
     /// <summary>
