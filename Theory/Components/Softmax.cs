@@ -1,3 +1,5 @@
+using System.Numerics.Tensors;
+
 namespace DeepScaleLM.Theory.Components;
 
 /// <summary>Moments of softmax weights over i.i.d. Gaussian logits (<see cref="Softmax.WeightMoments"/>).</summary>
@@ -76,8 +78,9 @@ public static class Softmax
     /// with X = exp(s) and S the sum over the keys, E[X_1^2 / S^2] = int_0^inf u E[X^2 exp(-u X)] E[exp(-u X)]^(L-1) du,
     /// and likewise with z X or z^2 X^2 in the numerator (and u^2/2, u^3/6 for the third and fourth powers of S); each
     /// expectation is a Gaussian integral over z. All are
-    /// trapezoid sums (step 0.25 in z on [-9, 9 + 2 sigma], and in ln u over the integrand's support), which converge
-    /// geometrically for these analytic integrands: within 1e-9 of a fine-grid reference.
+    /// trapezoid sums (step 0.4 in z on [-9, 9 + 2 sigma], and in ln u over the integrand's support), which converge
+    /// geometrically for these analytic integrands: within 1e-7 relative of a fine-grid reference (step 0.25 reaches
+    /// 1e-13 at 2.5x the cost in each of the two dimensions).
     /// </summary>
     /// <param name="keys">L &gt;= 1, the number of keys; fractional values interpolate (1 / sum of squared mean weights
     /// for non-uniform attention).</param>
@@ -91,34 +94,32 @@ public static class Softmax
         if (keys == 1) return new SoftmaxWeightMoments(1, 1, 1, 1, 1, 1);
         if (logitVariance == 0)
             return new SoftmaxWeightMoments(1 / keys, 1 / keys, 1 / keys, 1 / (keys * keys), 1 / (keys * keys), 1 / (keys * keys * keys));
-        const double Step = 0.25;
+        const double Step = 0.4;
         double sigma = Math.Sqrt(logitVariance);
         int points = (int)Math.Ceiling((18 + 2 * sigma) / Step) + 1;
-        var z = new double[points];
+        // Per node z: X = exp(sigma z) and the Gaussian weight times each power of X (and z) the sums need.
         var value = new double[points];
-        var weight = new double[points];
+        var weights = new double[6][]; // X^0, X^2, X^3, X^4, X^2 z^2, X z
+        for (int k = 0; k < weights.Length; k++) weights[k] = new double[points];
         for (int i = 0; i < points; i++)
         {
-            z[i] = -9 + i * Step;
-            value[i] = Math.Exp(sigma * z[i]);
-            weight[i] = Math.Exp(-z[i] * z[i] / 2) / Math.Sqrt(2 * Math.PI) * Step;
+            double z = -9 + i * Step, x = value[i] = Math.Exp(sigma * z), w = Math.Exp(-z * z / 2) / Math.Sqrt(2 * Math.PI) * Step;
+            (weights[0][i], weights[1][i], weights[2][i], weights[3][i], weights[4][i], weights[5][i]) =
+                (w, w * x * x, w * x * x * x, w * x * x * x * x, w * x * x * z * z, w * x * z);
         }
+        var decay = new double[points];
         // ln u runs around ln(1 / (L E[X])) = -ln L - s2 / 2, where S exp(-u S) peaks.
         double centre = -Math.Log(keys) - logitVariance / 2, squares = 0, tiltedSquares = 0, tiltedCross = 0, cubes = 0, quartics = 0, fourths = 0;
         for (double y = centre - 16; y <= centre + 8 + 8 * sigma; y += Step)
         {
-            double u = Math.Exp(y), laplace = 0, second = 0, third = 0, fourth = 0, tiltedSecond = 0, tiltedFirst = 0;
-            for (int i = 0; i < points; i++)
-            {
-                double term = weight[i] * Math.Exp(-u * value[i]), x = value[i];
-                laplace += term;
-                second += term * x * x;
-                third += term * x * x * x;
-                fourth += term * x * x * x * x;
-                tiltedSecond += term * x * x * z[i] * z[i];
-                tiltedFirst += term * x * z[i];
-            }
+            double u = Math.Exp(y);
+            TensorPrimitives.Multiply(value, -u, decay);
+            TensorPrimitives.Exp(decay, decay); // exp(-u X) at every node
+            double laplace = TensorPrimitives.Dot(decay, weights[0]);
             if (laplace <= 0) continue;
+            double second = TensorPrimitives.Dot(decay, weights[1]), third = TensorPrimitives.Dot(decay, weights[2]);
+            double fourth = TensorPrimitives.Dot(decay, weights[3]), tiltedSecond = TensorPrimitives.Dot(decay, weights[4]);
+            double tiltedFirst = TensorPrimitives.Dot(decay, weights[5]);
             double rest = Math.Exp((keys - 2) * Math.Log(laplace)), measure = u * u; // du = u d(ln u)
             squares += measure * second * rest * laplace;
             tiltedSquares += measure * tiltedSecond * rest * laplace;
