@@ -213,7 +213,7 @@ public sealed class TransformerModel : IDisposable
     /// <summary>
     /// Gradients of the last <see cref="Forward"/> for a given gradient at the head's input (the final LayerNorm's output,
     /// or the last block's output without one) in place of the loss's, written over <see cref="Gradients"/>; the head
-    /// weight's own gradient stays 0. A probe of signal propagation: Theory's gradient recursion assumes a top gradient
+    /// adds nothing to its weight's gradient (a tied table still gets the embedding's). A probe of signal propagation: Theory's gradient recursion assumes a top gradient
     /// independent of the forward pass, which the loss's is not where the head input has a large common part across
     /// tokens (docs/theory.md, "Vanilla E-SPA stacks").
     /// </summary>

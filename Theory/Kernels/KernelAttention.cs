@@ -139,16 +139,19 @@ public sealed class KernelAttention : IKernelMap
     }
 
     /// <summary>
-    /// The gradient kernel at the input through the logits (the class remarks derive it). The logit gradient of query t
-    /// is dS[t, j] = w[t, j] g_t . (v_j - o_t), which sums to 0 over j, so only the keys' and values' independent parts
-    /// (1 - r) s2 reach it. Through Q (at query t, t':
-    /// d sq2 rho_t rho_t' G[t, t'] c_v c_k J[t, t'], c_v = d sv2 (1 - r) s2, c_k = d sq2 (1 - r) s2, with
-    /// J[t, t] = E[sum_j w^2 (1 - 2 w + sum_k w_k^2)] (<see cref="SoftmaxWeightMoments.JacobianSquareSum"/>) and, for
-    /// t != t', the mean weights' m a_t a_t' (1 - a_t - a_t' + m a_t a_t') over their m shared keys, a_t = 1 / keys(t)).
-    /// Through K (at keys j, j': (d sq2)^2 sum_{t, u} w[t, j] w[u, j'] M[t, u] (delta_jj' - w[u, j] - w[t, j'] + w_t . w_u),
-    /// M = rho_t rho_u G[t, u] K_x[t, u] c_v, with the random weights' J on the t = u, j = j' terms), whose rows sum to 0:
-    /// moving every key alike leaves the softmax unchanged. Uniform mean weights only (a dense pattern is E-SPA's, whose
-    /// queries are 0); 1 / (1 - p_a) for dropout on the probabilities.
+    /// The gradient kernel at the input through the logits. The logit gradient of query t is
+    /// dS[t, j] = w[t, j] g_t . (v_j - o_t), which sums to 0 over j, so only the independent parts (1 - r) s2 of keys and
+    /// values reach it; c_v = d sv2 (1 - r) s2 and c_k = d sq2 (1 - r) s2 are their per-coordinate variances.
+    /// - Through Q, at queries t, t': d sq2 rho_t rho_t' G[t, t'] c_v c_k (J[t, t'] + P[t, t'] / d). J[t, t] is the
+    ///   softmax Jacobian's square sum E[sum_j w^2 (1 - 2 w + sum_k w_k^2)] (<see cref="SoftmaxWeightMoments.JacobianSquareSum"/>)
+    ///   and, for t != t', the mean weights' m a_t a_t' (1 - a_t - a_t' + m a_t a_t') over their m shared keys,
+    ///   a_t = 1 / keys(t). P is what the keys' random pairwise overlaps x_j . x_l (variance 1/d) leave after that
+    ///   cancellation (<see cref="SoftmaxWeightMoments.PairOverlapSum"/> on the diagonal).
+    /// - Through K, at keys j, j': (d sq2)^2 sum_{t, u} w[t, j] w[u, j'] M[t, u] (delta_jj' - w[u, j] - w[t, j'] + w_t . w_u)
+    ///   with M = rho_t rho_u G[t, u] K_x[t, u] c_v, mean weights except J / keys(t) on the t = u, j = j' terms. Its rows
+    ///   sum to 0: moving every key alike leaves the softmax unchanged.
+    /// Uniform mean weights only (a dense pattern is E-SPA's, whose queries are 0); 1 / (1 - p_a) for dropout on the
+    /// probabilities.
     /// </summary>
     private TokenKernel QueryKeyBackward(TokenKernel input, TokenKernel headGradient, RowStatistic[] rows)
     {
@@ -210,8 +213,8 @@ public sealed class KernelAttention : IKernelMap
             for (int k = 0; k < n; k++)
             {
                 int later = Math.Max(j, k);
-                double keys = (j == k ? first2(j, j) + randomSums[j] : 0) - second2(j, later) - second2(k, later) + third2(j, k);
-                result[j * n + k] += q * q * keys; // through K
+                double throughKeys = (j == k ? first2(j, j) + randomSums[j] : 0) - second2(j, later) - second2(k, later) + third2(j, k);
+                result[j * n + k] += q * q * throughKeys;
             }
         return TokenKernel.FromDense(n, result);
 
@@ -229,7 +232,8 @@ public sealed class KernelAttention : IKernelMap
 
     /// <summary>
     /// Per query t: s2 = the probability-weighted variance of its keys, r = their mean pairwise correlation (from the
-    /// mean output's diagonal), n2 = sum_j w^2, sum_j w^2 K[j, j], and the spread e at ss2 = (1 - r) d^2 sq2^2 s2^2.
+    /// mean output's diagonal), n2 = sum_j w^2, sum_j w^2 K[j, j], and the softmax weight moments at the logit variance
+    /// ss2 = (1 - r) d^2 sq2^2 s2^2.
     /// </summary>
     private RowStatistic[] RowStatistics(TokenKernel input, TokenKernel meanOutput, double gain)
     {
@@ -253,7 +257,7 @@ public sealed class KernelAttention : IKernelMap
     /// <summary>
     /// The softmax weights' square sum and tilted mean square at 1 / n2 keys (exact for uniform mean weights) and logit
     /// variance ss2 (<see cref="Softmax.WeightMoments"/>); 2.7's exp(ss2) n2 and ss2 are their many-key limits.
-    /// Memoised: forward and backward ask the same rows.
+    /// Memoised, since forward and backward ask the same rows (so an instance is not for concurrent use).
     /// </summary>
     private SoftmaxWeightMoments WeightMoments(double n2, double logitVariance)
     {
