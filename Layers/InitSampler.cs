@@ -11,14 +11,8 @@ internal sealed class InitSampler(Backend backend, int seed)
 {
     private readonly ulong _seed = unchecked((ulong)seed);
 
-    /// <summary>N(0, std^2) entries (std 0 gives zeros).</summary>
-    public void Normal(Tensor tensor, double std, int stream)
-    {
-        var values = new float[tensor.ElementCount];
-        var draws = Gaussians(values.Length, stream);
-        for (int i = 0; i < values.Length; i++) values[i] = (float)(std * draws[i]);
-        backend.Upload<float>(tensor, values);
-    }
+    /// <summary>N(0, std^2) entries (std 0 gives zeros), drawn on the tensor's own device (Backend.RandomNormal).</summary>
+    public void Normal(Tensor tensor, double std, int stream) => backend.RandomNormal(tensor, _seed, (ulong)stream, 0f, (float)std);
 
     /// <summary>Every entry <paramref name="value"/>.</summary>
     public void Constant(Tensor tensor, float value)
@@ -64,19 +58,13 @@ internal sealed class InitSampler(Backend backend, int seed)
         backend.Upload<float>(weight, values);
     }
 
-    /// <summary>Standard normals by Box-Muller from the four words of each Philox block (two draws per block).</summary>
+    /// <summary>Standard normals of stream (seed, <paramref name="stream"/>) on the host, the values Backend.RandomNormal
+    /// draws on a device (Philox.Normals, four per block).</summary>
     private double[] Gaussians(int count, int stream)
     {
-        var draws = new double[count + 1];
-        for (int i = 0; i < count; i += 2)
-        {
-            ulong block = (ulong)i / 2;
-            var (x0, x1, _, _) = Philox.Block((uint)block, (uint)(block >> 32), (uint)stream, 0, (uint)_seed, (uint)(_seed >> 32));
-            double radius = Math.Sqrt(-2 * Math.Log((x0 + 1.0) / 4294967296.0));
-            var (sin, cos) = Math.SinCos(2 * Math.PI * (x1 / 4294967296.0));
-            draws[i] = radius * cos;
-            draws[i + 1] = radius * sin;
-        }
+        var draws = new double[count + 3];
+        for (int i = 0; i < count; i += 4)
+            (draws[i], draws[i + 1], draws[i + 2], draws[i + 3]) = Philox.Normals(_seed, (ulong)stream, (ulong)i >> 2);
         return draws;
     }
 }
