@@ -53,7 +53,7 @@ internal static class TrainCommand
             new Option<int?>("--heads") { Description = $"attention heads; must divide --d-model (default {DefaultModel.Heads})" },
             new Option<int?>("--seq-len") { Description = $"positions the model has, and the training context (default {DefaultModel.SequenceLength})" },
             new Option<string?>("--norm") { Description = "pre (default), post or none (vanilla E-SPA blocks, with --init espa)" },
-            new Option<string?>("--init") { Description = "dslm (default), xavier, deepnet, simple or espa" },
+            new Option<string?>("--init") { Description = "dslm (default), dslm-position (position-aware, planned for the training data's r0), xavier, deepnet, simple or espa" },
             new Option<string?>("--activation") { Description = "relu (default; leaky_relu with --init espa), gelu or leaky_relu (TAT)" },
             new Option<float?>("--dropout") { Description = "dropout probability (default 0)" },
             new Option<string?>("--precision") { Description = "fp32 (default), bf16 or fp16 (dynamic loss scaling) for matmul inputs and stored activations" },

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using DeepScaleLM.Native;
+using DeepScaleLM.Theory.Schemes;
 
 namespace DeepScaleLM.Layers;
 
@@ -105,10 +106,22 @@ public sealed record ModelConfig
     public InitScheme Init { get; init; } = InitScheme.Dslm;
     /// <summary>
     /// r0 the <see cref="InitScheme.DslmPosition"/> init designs for: the embedding token correlation of the data,
-    /// sum_i p_i^2 / 2 over its unigram distribution (token + position tables); null means i.i.d. uniform tokens,
-    /// 1 / (2 vocabulary). Ignored by the other schemes.
+    /// sum_i p_i^2 / 2 over its unigram distribution (<see cref="TokenCorrelationOf"/>); null means i.i.d. uniform
+    /// tokens, 1 / (2 vocabulary), for a model built without data (the trainer fills it in from the training tokens).
+    /// Ignored by the other schemes.
     /// </summary>
     public double? TokenCorrelation { get; init; }
+
+    /// <summary>How many embedding tables the models sum: the token table and the learned position table.</summary>
+    public const int EmbeddingTables = 2;
+
+    /// <summary>
+    /// r0 of this library's embeddings for data whose unigram collision probability is sum_i p_i^2: only the token
+    /// table is shared between two positions, so r0 = sum_i p_i^2 / <see cref="EmbeddingTables"/> (PositionAwareInit).
+    /// </summary>
+    /// <param name="collisionProbability">sum_i p_i^2 over the token distribution, in [0, 1].</param>
+    public static double TokenCorrelationOf(double collisionProbability) =>
+        PositionAwareInit.TokenCorrelation(collisionProbability, EmbeddingTables);
     /// <summary>k of DSLM's beta^2 = k / N^exponent.</summary>
     public double ResidualK { get; init; } = 2;
     /// <summary>The exponent of DSLM's beta^2 = k / N^exponent.</summary>

@@ -32,7 +32,7 @@ internal sealed record StackInit(
         {
             // Zero queries make softmax(QK^T + B) = softmax(B) at init; keys N(0, 1/d); V, output and feed-forward
             // SUO-orthogonal (spa-theory.md 2.1, 4); unit-variance embeddings and logits as in DSLM.
-            double embedding = DslmInit.EmbeddingStd(p, 2);
+            double embedding = DslmInit.EmbeddingStd(p, ModelConfig.EmbeddingTables);
             var ones = Enumerable.Repeat(1.0, layers).ToArray();
             return new StackInit(embedding, 0, DslmInit.QueryKeyStd(config.ModelWidth), ones, ones, 1, 1, Orthogonal: true,
                 ResidualScaling.Plain, 1, depthScaling.For(layers), DslmInit.LogitScale(config.ModelWidth, embedding * embedding), 1);
@@ -60,7 +60,7 @@ internal sealed record StackInit(
         // The plan's rescale multiplies query position t's attention output before the output projection, which is
         // where AttentionOptions.Rescale acts (output[t] = rescale[t] (P V)[t]); r0 as ModelConfig.TokenCorrelation says.
         InitScheme.DslmPosition => PositionAwareInit.Plan(shape, config.Norm == NormPlacement.Post ? Theory.NormPlacement.PostLayerNorm
-            : Theory.NormPlacement.PreLayerNorm, config.TokenCorrelation ?? PositionAwareInit.TokenCorrelation(1.0 / config.Vocabulary, 2),
+            : Theory.NormPlacement.PreLayerNorm, config.TokenCorrelation ?? ModelConfig.TokenCorrelationOf(1.0 / config.Vocabulary),
             depthScaling.For(shape.Layers)),
         _ => throw new ArgumentException($"the {config.Init} init has no normed-stack plan", nameof(config)),
     };

@@ -88,7 +88,11 @@ public sealed class Trainer : IDisposable
         _lossScaler = lossScaler;
     }
 
-    /// <summary>A new run: a freshly initialised model for <paramref name="config"/> trained on <paramref name="data"/>.</summary>
+    /// <summary>
+    /// A new run: a freshly initialised model for <paramref name="config"/> trained on <paramref name="data"/>. A
+    /// position-aware init (<see cref="InitScheme.DslmPosition"/>) without a token correlation gets the training split's
+    /// (<see cref="UnigramStatistics.CollisionProbability"/>), recorded in the model's config.
+    /// </summary>
     /// <param name="backend">Where the model lives.</param>
     /// <param name="config">The model (validated here).</param>
     /// <param name="options">The run (validated here).</param>
@@ -106,6 +110,13 @@ public sealed class Trainer : IDisposable
         ArgumentNullException.ThrowIfNull(tokenizer);
         config.Validate();
         options.Validate();
+        if (config.Init == InitScheme.DslmPosition && config.TokenCorrelation is null)
+        {
+            // The data-aware init designs for the data's r0 (open-problems.md): the training split's unigram statistics,
+            // recorded in the config (and so in checkpoints), not the i.i.d.-uniform default.
+            var train = DataSplit.Of(data.Count, options.ValidationFraction).Train;
+            config = config with { TokenCorrelation = ModelConfig.TokenCorrelationOf(UnigramStatistics.CollisionProbability(data, train)) };
+        }
         int tokens = ContextLength(config, options);
         var model = TransformerModel.Create(backend, config, options.BatchSize, tokens);
         try

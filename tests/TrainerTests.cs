@@ -67,6 +67,40 @@ public sealed class TrainerTests : IDisposable
     }
 
     /// <summary>
+    /// The position-aware init designs for the training data's r0: ids 0, 0, 0, 1 repeated have sum p^2 = 0.75^2 + 0.25^2
+    /// = 0.625 over the training split, so r0 = 0.625 / 2 (token + position tables). Text has its own (the Brown
+    /// excerpt's bytes: space and 'e' alone make it ~0.03, fifteen times the i.i.d.-bytes default). An r0 in the config is
+    /// kept, and the other schemes are left alone.
+    /// </summary>
+    [Fact]
+    public void PositionAwareInitTakesTheTrainingDataTokenCorrelation()
+    {
+        string path = _folder.File("skewed.tokens");
+        TokenFile.Write(path, 256, Enumerable.Range(0, 4000).Select(i => i % 4 == 3 ? 1 : 0).ToArray());
+        using var skewed = TokenFile.Open(path);
+        var config = Tiny(dropout: 0) with { Init = InitScheme.DslmPosition };
+        using (var trainer = Trainer.Create(_backend, config, Run(1), skewed, TokenizerSpec.Byte))
+            Assert.Equal(0.625 / 2, trainer.Model.Config.TokenCorrelation!.Value, 12);
+        using (var trainer = Trainer.Create(_backend, config, Run(1), _data, TokenizerSpec.Byte))
+            Assert.InRange(trainer.Model.Config.TokenCorrelation!.Value, 0.02, 0.05);
+        using (var trainer = Trainer.Create(_backend, config with { TokenCorrelation = 0.1 }, Run(1), skewed, TokenizerSpec.Byte))
+            Assert.Equal(0.1, trainer.Model.Config.TokenCorrelation);
+        using (var trainer = Trainer.Create(_backend, Tiny(dropout: 0), Run(1), skewed, TokenizerSpec.Byte))
+            Assert.Null(trainer.Model.Config.TokenCorrelation);
+    }
+
+    [Fact]
+    public void CollisionProbabilityCountsTheRange()
+    {
+        string path = _folder.File("ranges.tokens");
+        TokenFile.Write(path, 256, [5, 5, 5, 5, 7, 7, 8, 9]);
+        using var data = TokenFile.Open(path);
+        Assert.Equal(1.0, UnigramStatistics.CollisionProbability(data, new TokenRange(0, 4)), 15);
+        Assert.Equal((4.0 + 1 + 1) / 16, UnigramStatistics.CollisionProbability(data, new TokenRange(4, 4)), 15); // 7, 7, 8, 9
+        Assert.Throws<ArgumentException>(() => UnigramStatistics.CollisionProbability(data, new TokenRange(2, 0)));
+    }
+
+    /// <summary>
     /// Two micro-batches of 4 give the optimizer step of one batch of 8: each micro-batch contributes the gradient of
     /// its mean loss / 2, so the sum is the gradient of the mean over all 8 sequences, clipped and applied once. The
     /// sampler draws different windows per micro-batch, so the data repeats one id: every window is then the same and
