@@ -30,7 +30,7 @@ internal static class TrainingLoop
             ? $"resuming at step {trainer.Step} of {options.Steps}"
             : $"run: {options.Steps} steps of {options.AccumulationSteps} x {options.BatchSize} x {trainer.Model.Tokens} tokens, lr {options.LearningRate} ({options.Schedule.ToString().ToLowerInvariant()}), seed {options.Seed}");
         output.WriteLine($"output: {folder} ({TrainCommand.MetricsFile}, {TrainCommand.CheckpointFolder}/)");
-        var monitor = options.MonitorEvery > 0 ? MomentPredictions.Monitor(trainer.Model, options.MonitorFactor) : null;
+        var monitor = options.MonitorEvery > 0 ? MomentPredictions.Monitor(trainer.Model, options.MonitorFactor, trainer.DataTokenCorrelation) : null;
 
         // The last step always evaluates; its result is the final report (evaluated again only if no step ran).
         EvaluationMetrics? latest = null;

@@ -57,6 +57,7 @@ public sealed class Trainer : IDisposable
         _tokenizer = tokenizer.Create();
         var backend = model.Backend;
         var split = DataSplit.Of(data.Count, options.ValidationFraction);
+        DataTokenCorrelation = TrainingTokenCorrelation(data, options);
         _train = new TrainingBatches(data, split.Train, model.Config, model.BatchSize, model.Tokens, options.MaskFraction, options.Seed);
         // Made now, so a validation tail too short for one window fails here rather than at the first evaluation; the
         // windows are fixed (a seed of their own, draws 0, 1, ...), the same at every evaluation and across resumes.
@@ -114,8 +115,7 @@ public sealed class Trainer : IDisposable
         {
             // The data-aware init designs for the data's r0 (open-problems.md): the training split's unigram statistics,
             // recorded in the config (and so in checkpoints), not the i.i.d.-uniform default.
-            var train = DataSplit.Of(data.Count, options.ValidationFraction).Train;
-            config = config with { TokenCorrelation = ModelConfig.TokenCorrelationOf(UnigramStatistics.CollisionProbability(data, train)) };
+            config = config with { TokenCorrelation = TrainingTokenCorrelation(data, options) };
         }
         int tokens = ContextLength(config, options);
         var model = TransformerModel.Create(backend, config, options.BatchSize, tokens);
@@ -132,6 +132,10 @@ public sealed class Trainer : IDisposable
             throw;
         }
     }
+
+    /// <summary>r0 of the training split as the model embeds it (<see cref="DataTokenCorrelation"/>).</summary>
+    private static double TrainingTokenCorrelation(TokenFileReader data, TrainingOptions options) =>
+        ModelConfig.TokenCorrelationOf(UnigramStatistics.CollisionProbability(data, DataSplit.Of(data.Count, options.ValidationFraction).Train));
 
     /// <summary>
     /// Continues the run saved in <paramref name="checkpoint"/>: its model, options (with <paramref name="steps"/>, when
@@ -184,6 +188,13 @@ public sealed class Trainer : IDisposable
 
     /// <summary>The model being trained (owned by the trainer).</summary>
     public TransformerModel Model { get; }
+
+    /// <summary>
+    /// r0 of the training split as the model embeds it: its unigram collision probability over the token + position
+    /// tables (<see cref="ModelConfig.TokenCorrelationOf"/>). The input the theory's predictions of this run take,
+    /// whatever r0 the init was designed for.
+    /// </summary>
+    public double DataTokenCorrelation { get; }
 
     /// <summary>The run's options.</summary>
     public TrainingOptions Options { get; }

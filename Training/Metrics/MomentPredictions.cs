@@ -15,7 +15,11 @@ namespace DeepScaleLM.Training.Metrics;
 public static class MomentPredictions
 {
     /// <summary>A monitor for <paramref name="model"/>'s monitored blocks (<see cref="TransformerModel.MonitoredBlocks"/>).</summary>
-    public static MomentMonitor Monitor(TransformerModel model, double factor)
+    /// <param name="model">The model at init.</param>
+    /// <param name="factor">How far (as a ratio either way) a measurement may be from its prediction.</param>
+    /// <param name="tokenCorrelation">r0 of the data the model sees (<see cref="Trainer.DataTokenCorrelation"/>): the
+    /// theory's input, which an init designed for another r0 (the official 0.221) does not change.</param>
+    public static MomentMonitor Monitor(TransformerModel model, double factor, double tokenCorrelation)
     {
         ArgumentNullException.ThrowIfNull(model);
         var blocks = model.MonitoredBlocks;
@@ -27,7 +31,7 @@ public static class MomentPredictions
         {
             // The model's own attention: causal unless it is an encoder; the op has no dropout on the probabilities.
             var shape = theory.Shape with { Causal = model.Config.Kind != ModelKind.Encoder, AttentionDropout = 0 };
-            var layers = DepthRecursion.Predict(shape, theory.Plan, Theory.NormPlacement.PreLayerNorm).Layers.ToArray();
+            var layers = DepthRecursion.Predict(shape, theory.Plan, Theory.NormPlacement.PreLayerNorm, tokenCorrelation).Layers.ToArray();
             for (int i = 0; i < blocks.Count; i++)
             {
                 // Only the main (last) stack is predicted; an encoder's blocks keep the unit targets.
