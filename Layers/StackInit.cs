@@ -31,11 +31,16 @@ internal sealed record StackInit(
         if (config.Init == InitScheme.Espa)
         {
             // Zero queries make softmax(QK^T + B) = softmax(B) at init; keys N(0, 1/d); V, output and feed-forward
-            // SUO-orthogonal (spa-theory.md 2.1, 4); unit-variance embeddings and logits as in DSLM.
+            // SUO-orthogonal (spa-theory.md 2.1, 4); unit-variance embeddings as in DSLM. Unit-variance logits: the head
+            // reads the last stream, whose variance the theory predicts (ESpaInit.UnitLogitScale). The decoder of an
+            // encoder-decoder model has cross-attention the recursion does not model, so it keeps DSLM's pre-scale.
             double embedding = DslmInit.EmbeddingStd(p, ModelConfig.EmbeddingTables);
+            double logitScale = config.Kind == ModelKind.EncoderDecoder ? DslmInit.LogitScale(config.ModelWidth, embedding * embedding)
+                : ESpaInit.UnitLogitScale(shape, ModelConfig.EmbeddingTables, embedding, ActivationMoments(config),
+                    ModelConfig.TokenCorrelationOf(1.0 / config.Vocabulary));
             var ones = Enumerable.Repeat(1.0, layers).ToArray();
             return new StackInit(embedding, 0, DslmInit.QueryKeyStd(config.ModelWidth), ones, ones, 1, 1, Orthogonal: true,
-                ResidualScaling.Plain, 1, depthScaling.For(layers), DslmInit.LogitScale(config.ModelWidth, embedding * embedding), 1);
+                ResidualScaling.Plain, 1, depthScaling.For(layers), logitScale, 1);
         }
         var plan = TheoryPlan(config, shape, depthScaling);
         double finalCorrelation = 1, crossValueOutput = plan.ValueStd[^1];
@@ -79,15 +84,24 @@ internal sealed record StackInit(
     /// C_f(0) = 0.9). A chain too short to reach 0.9 even with ReLU (12 or fewer) gets slope 0, the closest to it.
     /// </summary>
     /// <param name="config">The model.</param>
-    public static ActivationFunction Activation(ModelConfig config)
+    public static ActivationFunction Activation(ModelConfig config) => config.FeedForwardFunction switch
     {
-        switch (config.FeedForwardFunction)
-        {
-            case FeedForwardActivation.Relu: return ActivationFunction.Relu;
-            case FeedForwardActivation.Gelu: return ActivationFunction.GeluErf;
-        }
+        FeedForwardActivation.Relu => ActivationFunction.Relu,
+        FeedForwardActivation.Gelu => ActivationFunction.GeluErf,
+        _ => ActivationFunction.ScaledLeakyRelu((float)TatSlope(config)),
+    };
+
+    /// <summary>Theory's moments of <see cref="Activation"/>.</summary>
+    private static IMomentMap ActivationMoments(ModelConfig config) => config.FeedForwardFunction switch
+    {
+        FeedForwardActivation.Relu => new Relu(),
+        FeedForwardActivation.Gelu => new Gelu(),
+        _ => new ScaledLeakyRelu((float)TatSlope(config)),
+    };
+
+    private static double TatSlope(ModelConfig config)
+    {
         int chain = config.Layers + (config.Kind == ModelKind.EncoderDecoder ? config.EncoderDepth : 0);
-        double slope = TatLeakyRelu.ChainZeroCorrelation(chain, 0) < TatLeakyRelu.DefaultTarget ? 0 : TatLeakyRelu.Solve(chain).NegativeSlope;
-        return ActivationFunction.ScaledLeakyRelu((float)slope);
+        return TatLeakyRelu.ChainZeroCorrelation(chain, 0) < TatLeakyRelu.DefaultTarget ? 0 : TatLeakyRelu.Solve(chain).NegativeSlope;
     }
 }

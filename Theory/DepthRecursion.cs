@@ -100,20 +100,31 @@ public static class DepthRecursion
         double tokenCorrelation = Components.Embedding.OfficialTokenCorrelation, GradientMoments? outputGradient = null,
         IMomentMap? activation = null)
     {
+        return Predict(shape, init, norm, tokenCorrelation, outputGradient, activation, InOrder(shape, init), forwardOnly: false);
+    }
+
+    /// <summary>The forward pass alone: only the embedding and the logit variance of the result are filled in.</summary>
+    internal static DepthPrediction PredictForward(TransformerShape shape, InitPlan init, NormPlacement norm, double tokenCorrelation,
+        IMomentMap? activation) =>
+        Predict(shape, init, norm, tokenCorrelation, null, activation, InOrder(shape, init), forwardOnly: true);
+
+    /// <summary>Each layer's pattern from <see cref="AttentionPatterns"/>, in layer order.</summary>
+    private static Func<int, TokenKernel, AttentionPattern> InOrder(TransformerShape shape, InitPlan init)
+    {
         var patterns = AttentionPatterns(shape, init).GetEnumerator();
-        return Predict(shape, init, norm, tokenCorrelation, outputGradient, activation, (_, _) =>
+        return (_, _) =>
         {
             patterns.MoveNext();
             return patterns.Current;
-        }, forwardOnly: false)!;
+        };
     }
 
     /// <summary>
     /// The recursion with the attention pattern of each layer chosen from that layer's attention input kernel (the
     /// position-aware scheme sets its rescale there); with <paramref name="forwardOnly"/> it stops after the forward
-    /// pass and returns null.
+    /// pass, and only the embedding and the logit variance of the result are filled in.
     /// </summary>
-    internal static DepthPrediction? Predict(TransformerShape shape, InitPlan init, NormPlacement norm, double tokenCorrelation,
+    internal static DepthPrediction Predict(TransformerShape shape, InitPlan init, NormPlacement norm, double tokenCorrelation,
         GradientMoments? outputGradient, IMomentMap? activation, Func<int, TokenKernel, AttentionPattern> patternFor, bool forwardOnly)
     {
         int d = shape.ModelWidth, tokens = shape.SequenceLength;
@@ -149,7 +160,11 @@ public static class DepthRecursion
             }
         }
 
-        if (forwardOnly) return null;
+        // Logits = scale * LN(h) E^T with the tied token table: d * scale^2 * Var(E) * Var(LN(h)) (dslm-theory.md 4.1),
+        // where Var(LN(h)) = 1, or the final stream's variance without a final LN.
+        double finalVariance = norm == NormPlacement.None ? stream.MeanVariance : 1;
+        double logitVariance = d * Square(init.LogitScale) * Square(init.EmbeddingStd) * finalVariance;
+        if (forwardOnly) return new DepthPrediction(embedding, default, [], logitVariance);
         var predictions = new SublayerPrediction[steps.Count];
         var top = TokenKernel.FromMoments(tokens, new SignalMoments(0, (outputGradient ?? new GradientMoments(1, 0)).Variance,
             (outputGradient ?? new GradientMoments(1, 0)).Correlation));
@@ -174,10 +189,6 @@ public static class DepthRecursion
             };
         }
 
-        // Logits = scale * LN(h) E^T with the tied token table: d * scale^2 * Var(E) * Var(LN(h)) (dslm-theory.md 4.1),
-        // where Var(LN(h)) = 1, or the final stream's variance without a final LN.
-        double finalVariance = norm == NormPlacement.None ? stream.MeanVariance : 1;
-        double logitVariance = d * Square(init.LogitScale) * Square(init.EmbeddingStd) * finalVariance;
         return new DepthPrediction(embedding, gradient.GradientSummary(), predictions, logitVariance);
     }
 

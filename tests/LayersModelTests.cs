@@ -11,6 +11,41 @@ public sealed class LayersModelTests
     private static ModelConfig Tiny(ModelKind kind, NormPlacement norm, bool tied = true, float dropout = 0f) =>
         LayersGradientTests.Tiny(kind, norm, tied, dropout);
 
+    /// <summary>
+    /// A vanilla E-SPA model takes its logit pre-scale from the theory's predicted final stream variance
+    /// (ESpaInit.UnitLogitScale): its logits at init have variance ~1 (mean over 4 seeds; each seed's last stream
+    /// varies by ~40 % at this width), where DSLM's pre-scale would leave them at the stream's ~4.
+    /// </summary>
+    [Fact]
+    public void ESpaLogitsHaveUnitVarianceAtInit()
+    {
+        const int Tokens = 64, Batch = 2, Seeds = 4;
+        double mean = 0;
+        for (int seed = 1; seed <= Seeds; seed++)
+        {
+            var config = new ModelConfig
+            {
+                Kind = ModelKind.Decoder, Vocabulary = 256, Layers = 24, ModelWidth = 128, Heads = 4, SequenceLength = Tokens,
+                Norm = NormPlacement.None, Init = InitScheme.Espa, Dropout = 0, Seed = seed,
+            };
+            using var backend = new CpuBackend();
+            using var model = TransformerModel.Create(backend, config, Batch, Tokens);
+            var random = new Random(seed);
+            var tokens = Enumerable.Range(0, Batch * Tokens).Select(_ => random.Next(256)).ToArray();
+            model.Forward(tokens, tokens, training: false);
+            var logits = new float[Batch * 256];
+            double sum = 0, squares = 0;
+            for (int t = 0; t < Tokens; t++)
+            {
+                model.LogitsAt(t, logits);
+                foreach (float logit in logits) (sum, squares) = (sum + logit, squares + (double)logit * logit);
+            }
+            double count = Tokens * logits.Length;
+            mean += (squares / count - sum / count * (sum / count)) / Seeds;
+        }
+        Assert.InRange(mean, 0.6, 1.6);
+    }
+
     [Fact]
     public void ConfigRoundTripsAsSnakeCaseJson()
     {

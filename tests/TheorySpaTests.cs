@@ -1,4 +1,5 @@
 using DeepScaleLM.Tests.Support;
+using DeepScaleLM.Theory;
 using DeepScaleLM.Theory.Components;
 using DeepScaleLM.Theory.Schemes;
 
@@ -9,6 +10,25 @@ public sealed class TheoryESpaTests
 {
     // T = 6 tokens, L = 4 layers, gamma_L = 0.005 (spa-theory.md 2.4).
     private static readonly ESpaLayer[] Causal = ExponentialSignalPropagation.Build(6, 4, 0.005).ToArray();
+
+    /// <summary>
+    /// The E-SPA plan's logit pre-scale gives unit predicted logit variance: DSLM's 1/sqrt(d Var(E)) assumes a unit
+    /// head input, but the vanilla stack's last stream has variance ~9 here (24 bidirectional blocks, T 64), which that
+    /// pre-scale would pass on to the logits.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ESpaPlanGivesUnitLogitVariance(bool causal)
+    {
+        var shape = new TransformerShape(24, 128, 4, 64, 0) { Causal = causal };
+        var plan = ESpaInit.Plan(shape);
+        var prediction = DepthRecursion.Predict(shape, plan, NormPlacement.None, 0);
+        Assert.Equal(1, prediction.LogitVariance, 9);
+        double final = prediction.Layers.Last().Stream.Variance;
+        Assert.True(final > 3, $"final stream variance {final}");
+        Assert.Equal(DslmInit.LogitScale(128, plan.EmbeddingStd * plan.EmbeddingStd) / Math.Sqrt(final), plan.LogitScale, 9);
+    }
 
     [Fact]
     public void GammaAndAlphaSchedulesMatch()

@@ -1,3 +1,5 @@
+using DeepScaleLM.Theory.Components;
+
 namespace DeepScaleLM.Theory.Schemes;
 
 /// <summary>
@@ -18,18 +20,53 @@ public static class ESpaInit
     public static InitPlan Plan(TransformerShape shape, double finalGamma = ExponentialSignalPropagation.DefaultFinalGamma,
         double target = TatLeakyRelu.DefaultTarget, int embeddingTables = 2)
     {
+        var activation = TatLeakyRelu.Solve(shape.Layers, target);
+        var plan = Unscaled(shape, finalGamma, embeddingTables) with { FeedForwardNegativeSlope = activation.NegativeSlope };
+        return plan with
+        {
+            LogitScale = UnitLogitScale(shape, embeddingTables, plan.EmbeddingStd, new ScaledLeakyRelu(activation.NegativeSlope), 0, finalGamma),
+        };
+    }
+
+    /// <summary>
+    /// The logit pre-scale that gives the vanilla stack unit predicted logit variance. DSLM's 1/sqrt(d Var(E))
+    /// (dslm-theory.md 4.1) assumes a unit-variance head input, which a final LayerNorm provides; a vanilla stack's head
+    /// reads its last stream, whose variance the TAT MLP moves off 1 (to ~9 over 24 bidirectional blocks at T = 64), so
+    /// that pre-scale leaves the logits at variance ~9 and the softmax sharply peaked, and the loss gradient at init then
+    /// points along the stream's own common direction (docs/theory.md, "Vanilla E-SPA stacks"). Here it is divided by
+    /// the final stream's predicted standard deviation (the recursion's forward pass, O(layers T^3)).
+    /// </summary>
+    /// <param name="shape">The model.</param>
+    /// <param name="embeddingTables">How many embedding tables are summed.</param>
+    /// <param name="embeddingStd">The std of each embedding table (the tied head's).</param>
+    /// <param name="activation">The feed-forward activation's moments (TAT's scaled leaky ReLU, or GeLU).</param>
+    /// <param name="tokenCorrelation">r0 of the inputs.</param>
+    /// <param name="finalGamma">gamma_L of the E-SPA schedule.</param>
+    public static double UnitLogitScale(TransformerShape shape, int embeddingTables, double embeddingStd, IMomentMap activation,
+        double tokenCorrelation, double finalGamma = ExponentialSignalPropagation.DefaultFinalGamma)
+    {
+        var plan = Unscaled(shape, finalGamma, embeddingTables) with
+        {
+            EmbeddingStd = embeddingStd,
+            LogitScale = DslmInit.LogitScale(shape.ModelWidth, embeddingStd * embeddingStd),
+        };
+        double logitVariance = DepthRecursion.PredictForward(shape, plan, NormPlacement.None, tokenCorrelation, activation).LogitVariance;
+        return plan.LogitScale / Math.Sqrt(logitVariance);
+    }
+
+    /// <summary>The plan's weights with DSLM's logit pre-scale.</summary>
+    private static InitPlan Unscaled(TransformerShape shape, double finalGamma, int embeddingTables)
+    {
         double d = shape.ModelWidth;
         // SUO with scale max(sqrt(fan_out / fan_in), 1) has entries of mean square 1 / fan_in for both shapes (spa-theory.md 4).
         double square = Math.Sqrt(1 / d);
         var valueOutput = XavierInit.Repeat(square, shape.Layers);
         double embeddingStd = DslmInit.EmbeddingStd(shape.Dropout, embeddingTables);
-        var activation = TatLeakyRelu.Solve(shape.Layers, target);
         return new InitPlan("espa", embeddingTables, embeddingStd, 0, valueOutput, valueOutput, square,
             Math.Sqrt(1.0 / shape.FeedForwardWidth), new Components.ResidualScaling(0, 1),
             DslmInit.LogitScale(shape.ModelWidth, embeddingStd * embeddingStd))
         {
             AttentionShapingFinalGamma = finalGamma,
-            FeedForwardNegativeSlope = activation.NegativeSlope,
             OrthogonalWeights = true,
             TokenCorrelation = 0,
         };
