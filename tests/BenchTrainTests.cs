@@ -4,7 +4,10 @@ using static DeepScaleLM.Tests.CliTests;
 
 namespace DeepScaleLM.Tests;
 
-/// <summary><c>dslm bench train</c> through <c>CliApp.Run</c>: the JSON it writes (not the speed, which a test cannot pin).</summary>
+/// <summary><c>dslm bench train</c> through <c>CliApp.Run</c>: the JSON it writes (not the speed, which a test cannot pin).
+/// Alone (<see cref="ProcessCpuCollection"/>): its cpu_share is the process's CPU time over wall time, which tests running
+/// beside it in the same process would inflate past 1.</summary>
+[Collection(ProcessCpuCollection.Name)]
 public sealed class BenchTrainTests : IDisposable
 {
     private readonly TempFolder _folder = new();
@@ -79,4 +82,12 @@ public sealed class BenchTrainTests : IDisposable
         Assert.Equal(2, code);
         Assert.Contains(message, error);
     }
+}
+
+/// <summary>Tests that read the whole process's CPU time: run after the others, not beside them.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ProcessCpuCollection
+{
+    /// <summary>The collection's name.</summary>
+    public const string Name = "process CPU time";
 }
