@@ -49,7 +49,7 @@ public sealed class Trainer : IDisposable
     private double _elapsedBefore;
 
     private Trainer(TransformerModel model, TrainingOptions options, TokenFileReader data, TokenizerSpec tokenizer,
-        DynamicLossScaler? lossScaler)
+        DynamicLossScaler? lossScaler, double dataTokenCorrelation)
     {
         Model = model;
         Options = options;
@@ -57,7 +57,7 @@ public sealed class Trainer : IDisposable
         _tokenizer = tokenizer.Create();
         var backend = model.Backend;
         var split = DataSplit.Of(data.Count, options.ValidationFraction);
-        DataTokenCorrelation = TrainingTokenCorrelation(data, options);
+        DataTokenCorrelation = dataTokenCorrelation;
         _train = new TrainingBatches(data, split.Train, model.Config, model.BatchSize, model.Tokens, options.MaskFraction, options.Seed);
         // Made now, so a validation tail too short for one window fails here rather than at the first evaluation; the
         // windows are fixed (a seed of their own, draws 0, 1, ...), the same at every evaluation and across resumes.
@@ -111,12 +111,11 @@ public sealed class Trainer : IDisposable
         ArgumentNullException.ThrowIfNull(tokenizer);
         config.Validate();
         options.Validate();
+        double dataTokenCorrelation = TrainingTokenCorrelation(data, options);
+        // The data-aware init designs for the data's r0 (open-problems.md): the training split's unigram statistics,
+        // recorded in the config (and so in checkpoints), not the i.i.d.-uniform default.
         if (config.Init == InitScheme.DslmPosition && config.TokenCorrelation is null)
-        {
-            // The data-aware init designs for the data's r0 (open-problems.md): the training split's unigram statistics,
-            // recorded in the config (and so in checkpoints), not the i.i.d.-uniform default.
-            config = config with { TokenCorrelation = TrainingTokenCorrelation(data, options) };
-        }
+            config = config with { TokenCorrelation = dataTokenCorrelation };
         int tokens = ContextLength(config, options);
         var model = TransformerModel.Create(backend, config, options.BatchSize, tokens);
         try
@@ -124,7 +123,7 @@ public sealed class Trainer : IDisposable
             var scaler = config.Precision == ComputePrecision.Fp16
                 ? new DynamicLossScaler(DynamicLossScaler.InitialScale([PredictedGradientStd(config, options.BatchSize * tokens)]))
                 : null;
-            return new Trainer(model, options, data, tokenizer, scaler);
+            return new Trainer(model, options, data, tokenizer, scaler, dataTokenCorrelation);
         }
         catch
         {
@@ -165,7 +164,7 @@ public sealed class Trainer : IDisposable
         try
         {
             var scaler = state.LossScaler is { } saved ? new DynamicLossScaler(saved) : null;
-            trainer = new Trainer(model, options, data, state.Tokenizer, scaler);
+            trainer = new Trainer(model, options, data, state.Tokenizer, scaler, TrainingTokenCorrelation(data, options));
             ModelCheckpoint.ReadWeights(model, checkpoint);
             var first = new float[model.ParameterCount];
             var second = new float[model.ParameterCount];
