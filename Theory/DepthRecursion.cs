@@ -98,10 +98,8 @@ public static class DepthRecursion
     /// official code).</param>
     public static DepthPrediction Predict(TransformerShape shape, InitPlan init, NormPlacement norm,
         double tokenCorrelation = Components.Embedding.OfficialTokenCorrelation, GradientMoments? outputGradient = null,
-        IMomentMap? activation = null)
-    {
-        return Predict(shape, init, norm, tokenCorrelation, outputGradient, activation, InOrder(shape, init), forwardOnly: false);
-    }
+        IMomentMap? activation = null) =>
+        Predict(shape, init, norm, tokenCorrelation, outputGradient, activation, InOrder(shape, init), forwardOnly: false);
 
     /// <summary>The forward pass alone: only the embedding and the logit variance of the result are filled in.</summary>
     internal static DepthPrediction PredictForward(TransformerShape shape, InitPlan init, NormPlacement norm, double tokenCorrelation,

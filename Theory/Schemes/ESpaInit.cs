@@ -21,11 +21,9 @@ public static class ESpaInit
         double target = TatLeakyRelu.DefaultTarget, int embeddingTables = 2)
     {
         var activation = TatLeakyRelu.Solve(shape.Layers, target);
-        var plan = Unscaled(shape, finalGamma, embeddingTables) with { FeedForwardNegativeSlope = activation.NegativeSlope };
-        return plan with
-        {
-            LogitScale = UnitLogitScale(shape, embeddingTables, plan.EmbeddingStd, new ScaledLeakyRelu(activation.NegativeSlope), 0, finalGamma),
-        };
+        var plan = Unscaled(shape, finalGamma, embeddingTables, DslmInit.EmbeddingStd(shape.Dropout, embeddingTables))
+            with { FeedForwardNegativeSlope = activation.NegativeSlope };
+        return plan with { LogitScale = UnitLogitScale(shape, plan, new ScaledLeakyRelu(activation.NegativeSlope), 0) };
     }
 
     /// <summary>
@@ -43,25 +41,20 @@ public static class ESpaInit
     /// <param name="tokenCorrelation">r0 of the inputs.</param>
     /// <param name="finalGamma">gamma_L of the E-SPA schedule.</param>
     public static double UnitLogitScale(TransformerShape shape, int embeddingTables, double embeddingStd, IMomentMap activation,
-        double tokenCorrelation, double finalGamma = ExponentialSignalPropagation.DefaultFinalGamma)
-    {
-        var plan = Unscaled(shape, finalGamma, embeddingTables) with
-        {
-            EmbeddingStd = embeddingStd,
-            LogitScale = DslmInit.LogitScale(shape.ModelWidth, embeddingStd * embeddingStd),
-        };
-        double logitVariance = DepthRecursion.PredictForward(shape, plan, NormPlacement.None, tokenCorrelation, activation).LogitVariance;
-        return plan.LogitScale / Math.Sqrt(logitVariance);
-    }
+        double tokenCorrelation, double finalGamma = ExponentialSignalPropagation.DefaultFinalGamma) =>
+        UnitLogitScale(shape, Unscaled(shape, finalGamma, embeddingTables, embeddingStd), activation, tokenCorrelation);
+
+    /// <summary><paramref name="plan"/>'s DSLM pre-scale divided by the final stream std its forward pass predicts.</summary>
+    private static double UnitLogitScale(TransformerShape shape, InitPlan plan, IMomentMap activation, double tokenCorrelation) =>
+        plan.LogitScale / Math.Sqrt(DepthRecursion.PredictForward(shape, plan, NormPlacement.None, tokenCorrelation, activation).LogitVariance);
 
     /// <summary>The plan's weights with DSLM's logit pre-scale.</summary>
-    private static InitPlan Unscaled(TransformerShape shape, double finalGamma, int embeddingTables)
+    private static InitPlan Unscaled(TransformerShape shape, double finalGamma, int embeddingTables, double embeddingStd)
     {
         double d = shape.ModelWidth;
         // SUO with scale max(sqrt(fan_out / fan_in), 1) has entries of mean square 1 / fan_in for both shapes (spa-theory.md 4).
         double square = Math.Sqrt(1 / d);
         var valueOutput = XavierInit.Repeat(square, shape.Layers);
-        double embeddingStd = DslmInit.EmbeddingStd(shape.Dropout, embeddingTables);
         return new InitPlan("espa", embeddingTables, embeddingStd, 0, valueOutput, valueOutput, square,
             Math.Sqrt(1.0 / shape.FeedForwardWidth), new Components.ResidualScaling(0, 1),
             DslmInit.LogitScale(shape.ModelWidth, embeddingStd * embeddingStd))
