@@ -233,15 +233,12 @@ internal static class SimulateCommand
         return settings.BranchVariance is { } beta2 ? config with { ResidualK = beta2, ResidualExponent = 0 } : config;
     }
 
-    /// <summary>N(0, 1) values from Philox (seed, offset 0), four per counter block, as Backend.RandomNormal draws them.</summary>
+    /// <summary>N(0, 1) values from Philox (seed, offset 0), as Backend.RandomNormal draws them.</summary>
     private static void FillNormals(float[] values, ulong seed)
     {
-        for (int i = 0; i < values.Length; i += 4)
-        {
-            var (n0, n1, n2, n3) = Philox.Normals(seed, 0, (ulong)i >> 2);
-            ReadOnlySpan<double> block = [n0, n1, n2, n3];
-            for (int k = 0; k < 4 && i + k < values.Length; k++) values[i + k] = (float)block[k];
-        }
+        var draws = new double[values.Length];
+        Philox.Normals(draws, seed, 0);
+        for (int i = 0; i < values.Length; i++) values[i] = (float)draws[i];
     }
 
     private static void FillInputs(int[] tokens, SimulatedInputs inputs, int vocabulary, Random random)

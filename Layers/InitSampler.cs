@@ -59,12 +59,11 @@ internal sealed class InitSampler(Backend backend, int seed)
     }
 
     /// <summary>Standard normals of stream (seed, <paramref name="stream"/>) on the host, the values Backend.RandomNormal
-    /// draws on a device (Philox.Normals, four per block).</summary>
+    /// draws on a device.</summary>
     private double[] Gaussians(int count, int stream)
     {
-        var draws = new double[count + 3];
-        for (int i = 0; i < count; i += 4)
-            (draws[i], draws[i + 1], draws[i + 2], draws[i + 3]) = Philox.Normals(_seed, (ulong)stream, (ulong)i >> 2);
+        var draws = new double[count];
+        Philox.Normals(draws, _seed, (ulong)stream);
         return draws;
     }
 }

@@ -53,6 +53,20 @@ public static class Philox
         return (n0, n1, n2, n3);
     }
 
+    /// <summary>
+    /// Fills <paramref name="destination"/> with the standard normals of elements [0, length) of stream (seed, offset):
+    /// on the host, the values <see cref="Backend.RandomNormal"/> draws on a device (before its rounding to float).
+    /// </summary>
+    public static void Normals(Span<double> destination, ulong seed, ulong offset)
+    {
+        for (int i = 0; i < destination.Length; i += 4)
+        {
+            var (n0, n1, n2, n3) = Normals(seed, offset, (ulong)i >> 2);
+            ReadOnlySpan<double> block = [n0, n1, n2, n3];
+            block[..Math.Min(4, destination.Length - i)].CopyTo(destination[i..]);
+        }
+    }
+
     /// <summary>Radius sqrt(-2 ln u) and angle 2 pi v from two words, u and v = (word + 1/2) 2^-32 in (0, 1).</summary>
     private static (double Cos, double Sin) BoxMuller(uint radiusWord, uint angleWord)
     {

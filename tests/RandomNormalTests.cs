@@ -20,12 +20,15 @@ public sealed class RandomNormalTests
     {
         // An independent float64 Box-Muller over Philox.Word: element 4k + 2j + m uses words (4k + 2j, 4k + 2j + 1),
         // u = (word + 1/2) 2^-32, cos for m = 0 and sin for m = 1. Lengths 0..41 cover every partial last block; 2^16 + 6
-        // spans the CPU backend's work chunks (2^15 elements), which must start on whole blocks.
+        // spans the CPU backend's work chunks (2^15 elements), which must start on whole blocks. Philox.Normals's host
+        // fill must give the same normals before rounding.
         using var backend = new CpuBackend();
         ulong seed = 0x0123456789abcdef, offset = (1UL << 40) + 3;
         foreach (int count in Enumerable.Range(0, 42).Append((1 << 16) + 6))
         {
             var values = Draw(backend, count, seed, offset, mean: -0.5f, std: 2f);
+            var host = new double[count]; // the host's filler (orthogonal init, simulate's head gradient): same values
+            Philox.Normals(host, seed, offset);
             for (int i = 0; i < count; i++)
             {
                 long pair = i & ~1L;
@@ -34,6 +37,7 @@ public sealed class RandomNormalTests
                 double radius = Math.Sqrt(-2 * Math.Log(u)), angle = 2 * Math.PI * v;
                 double normal = radius * ((i & 1) == 0 ? Math.Cos(angle) : Math.Sin(angle));
                 Assert.Equal((float)(-0.5 + 2 * normal), values[i]);
+                Assert.Equal(normal, host[i]);
             }
         }
     }

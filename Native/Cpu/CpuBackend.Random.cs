@@ -7,7 +7,7 @@ public sealed partial class CpuBackend
         ElementWise.For(_pool, output.ElementCount, new RandomNormalKernel(Floats(output), output.ElementCount, seed, offset, mean, std));
 
     /// <summary>
-    /// Fills its range block by block from <see cref="Philox.Normals"/>; chunks start at multiples of four, so each
+    /// Fills its range block by block from <see cref="Philox.Normals(ulong, ulong, ulong)"/>; chunks start at multiples of four, so each
     /// chunk holds whole blocks (the last one may end inside a block).
     /// </summary>
     private readonly unsafe struct RandomNormalKernel(float* output, long count, ulong seed, ulong offset, float mean, float std) : IRangeKernel
