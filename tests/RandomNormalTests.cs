@@ -37,7 +37,7 @@ public sealed class RandomNormalTests
                 double radius = Math.Sqrt(-2 * Math.Log(u)), angle = 2 * Math.PI * v;
                 double normal = radius * ((i & 1) == 0 ? Math.Cos(angle) : Math.Sin(angle));
                 Assert.Equal((float)(-0.5 + 2 * normal), values[i]);
-                Assert.Equal(normal, host[i]);
+                Assert.Equal(normal, host[i], 1e-12); // SinCos against Sin and Cos: the last bits may differ
             }
         }
     }
