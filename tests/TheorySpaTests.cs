@@ -12,9 +12,9 @@ public sealed class TheoryESpaTests
     private static readonly ESpaLayer[] Causal = ExponentialSignalPropagation.Build(6, 4, 0.005).ToArray();
 
     /// <summary>
-    /// The E-SPA plan's logit pre-scale gives unit predicted logit variance: DSLM's 1/sqrt(d Var(E)) assumes a unit
-    /// head input, but the vanilla stack's last stream has variance ~9 here (24 bidirectional blocks, T 64), which that
-    /// pre-scale would pass on to the logits.
+    /// The plan's contract: its logit pre-scale is DSLM's 1/sqrt(d Var(E)) divided by the predicted final stream std
+    /// (well above 1 here, 24 blocks at T 64), so the full recursion predicts unit logit variance. The independent check,
+    /// a real model's logits at init, is LayersModelTests.ESpaLogitsHaveUnitVarianceAtInit.
     /// </summary>
     [Theory]
     [InlineData(false)]
